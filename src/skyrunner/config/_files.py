@@ -58,7 +58,7 @@ def load_config(path: Path) -> Config:
         ConfigError: the file cannot be read, or its content is invalid (see ``parse_config``).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is not TOML
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such file") from exc
     except UnicodeDecodeError as exc:

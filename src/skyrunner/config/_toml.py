@@ -126,13 +126,18 @@ class _ValueScanner:
 def _key_end(line: str) -> int:
     """Return the index of the ``=`` that ends the key of a key/value line, or -1."""
     quote = ""
-    for index, char in enumerate(line):
-        if quote:
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote == '"' and char == "\\":
+            index += 1  # an escaped character inside a basic string
+        elif quote:
             quote = "" if char == quote else quote
         elif char in "\"'":
             quote = char
         elif char == "=":
             return index
+        index += 1
     return -1
 
 
@@ -179,7 +184,8 @@ def index_key_lines(text: str) -> dict[KeyPath, int]:
     """Map each table and key of a valid TOML document to its 1-based line number."""
     indexer = _Indexer(lines={}, arrays={})
     scanner = _ValueScanner()
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # TOML ends lines only at LF (or CRLF); str.splitlines would also cut at U+0085 and others.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not scanner.complete:
             scanner.feed(line)
             continue
