@@ -24,6 +24,7 @@ from skyrunner.config import (
     shorten_token,
 )
 from skyrunner.errors import ConfigError
+from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
 
 REFERENCE = Path(__file__).parent.parent / "fixtures" / "reference-config.toml"
 
@@ -503,6 +504,21 @@ def test_platform_limits_reject_at_load(platform: str, kubernetes: str, key: str
     assert f" {key}: " in message
     assert platform in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("platform", [platform.value for platform in Platform])
+def test_platform_limits_are_the_executors_rules(platform: str) -> None:
+    text = (
+        RUNNER
+        + "  [runners.kubernetes]\n    host_network = true\n"
+        + f'  [runners.kubernetes.serverless]\n    platform = "{platform}"\n'
+    )
+    refused = check_platform_limits(Platform(platform), privileged=False, host_path=False, host_network=True)
+
+    if refused:
+        assert error_of(text) == f"config.toml:7: runners[0].kubernetes.host_network: {refused[0]}"
+    else:
+        parse(text)
 
 
 @pytest.mark.parametrize("platform", ["none", "auto"])

@@ -9,8 +9,9 @@ line and the key::
 The steps: tomllib parses (a syntax error carries tomllib's line); pydantic validates (the first
 error, by line, is reported; the line comes from :func:`index_key_lines`); the platform limits of
 serverless Kubernetes are checked (ECI and Fargate refuse privileged containers, hostPath volumes
-and hostNetwork, so such a config is refused before any job is taken); unknown keys become one
-warning each, not a failure, as gitlab-runner ignores them.
+and hostNetwork; the rules are ``executors/kubernetes/platforms.py``'s, applied here to each key
+that asks, so such a config is refused before any job is taken); unknown keys become one warning
+each, not a failure, as gitlab-runner ignores them.
 
 :func:`render_config` is the way back: gitlab-runner's key names and layout, only the keys that
 were in the file or set by the code (nothing invented), secrets in clear (the file is 0600).
@@ -31,11 +32,9 @@ from skyrunner.config._kubernetes import KubernetesConfig, ServerlessPlatform
 from skyrunner.config._models import Config
 from skyrunner.config._toml import KeyPath, find_line, index_key_lines, render_path, render_toml
 from skyrunner.errors import ConfigError
+from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
 
 __all__ = ["find_platform_problems", "parse_config", "render_config"]
-
-# Platforms that run each pod in its own micro-VM and refuse host access (serverless-k8s.md).
-_HOSTLESS_PLATFORMS: Final = frozenset({ServerlessPlatform.ECI, ServerlessPlatform.FARGATE})
 
 # pydantic speaks Python; users wrote TOML.
 _TOML_WORDS: Final = {
@@ -83,24 +82,41 @@ def find_platform_problems(config: Config) -> list[tuple[KeyPath, str]]:
     return problems
 
 
+class _HostFeature(enum.Enum):
+    PRIVILEGED = enum.auto()
+    HOST_PATH = enum.auto()
+    HOST_NETWORK = enum.auto()
+
+
 def _kubernetes_problems(kube: KubernetesConfig, base: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    platform = kube.serverless.platform
-    if platform not in _HOSTLESS_PLATFORMS:
-        return
-    on = f"not allowed on serverless platform {platform.value}"
+    if kube.serverless.platform is ServerlessPlatform.AUTO:
+        return  # known only once the executor has read the nodes; it checks then
+    platform = Platform(kube.serverless.platform.value)
+    for path, feature in _host_features(kube, base):
+        for problem in check_platform_limits(
+            platform,
+            privileged=feature is _HostFeature.PRIVILEGED,
+            host_path=feature is _HostFeature.HOST_PATH,
+            host_network=feature is _HostFeature.HOST_NETWORK,
+        ):
+            yield path, problem
+
+
+def _host_features(kube: KubernetesConfig, base: KeyPath) -> Iterator[tuple[KeyPath, _HostFeature]]:
+    """Yield each key that asks for a host feature, with the feature."""
     if kube.privileged:
-        yield (*base, "privileged"), f"privileged containers are {on}"
+        yield (*base, "privileged"), _HostFeature.PRIVILEGED
     for name in (
         "build_container_security_context",
         "helper_container_security_context",
         "service_container_security_context",
     ):
         if getattr(kube, name).privileged:
-            yield (*base, name, "privileged"), f"privileged containers are {on}"
-    for index, volume in enumerate(kube.volumes.host_path):
-        yield (*base, "volumes", "host_path", index), f"host_path volume {volume.name!r} is {on}"
+            yield (*base, name, "privileged"), _HostFeature.PRIVILEGED
+    for index in range(len(kube.volumes.host_path)):
+        yield (*base, "volumes", "host_path", index), _HostFeature.HOST_PATH
     if kube.host_network:
-        yield (*base, "host_network"), f"host_network is {on}"
+        yield (*base, "host_network"), _HostFeature.HOST_NETWORK
 
 
 def render_config(config: Config) -> str:
