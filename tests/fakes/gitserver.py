@@ -260,9 +260,12 @@ class GitServer:
             stderr=asyncio.subprocess.DEVNULL,
         )
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(body)
-        await proc.stdin.drain()
-        proc.stdin.close()
+        # info/refs does not read its stdin and may exit before we write: that is fine
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            if body:
+                proc.stdin.write(body)
+                await proc.stdin.drain()
+            proc.stdin.close()
         try:
             status, headers = await _read_cgi_headers(proc.stdout)
             response = web.StreamResponse(status=status, headers=headers)
