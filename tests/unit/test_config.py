@@ -600,3 +600,24 @@ def runner(executor: str, **settings: str) -> RunnerConfig:
 )
 def test_resolve_dirs(built: RunnerConfig, expected: RunnerDirs) -> None:
     assert built.resolve_dirs(Path("/srv/r")) == expected
+
+
+def test_repr_shows_no_secret() -> None:
+    config, _ = parse(
+        RUNNER
+        + """\
+  environment = ["SONAR_TOKEN=env-secret"]
+  [runners.docker]
+    password = "docker-secret"
+  [runners.cache.s3]
+    SecretKey = "s3-secret"
+  [runners.cache.gcs]
+    PrivateKey = "gcs-secret"
+  [runners.kubernetes]
+    bearer_token = "kube-secret"
+"""
+    )
+    shown = repr(config) + str(config)
+    for secret in ("SECRETsecret", "env-secret", "docker-secret", "s3-secret", "gcs-secret", "kube-secret"):
+        assert secret not in shown
+    assert 'password = "docker-secret"' in render_config(config)

@@ -8,11 +8,13 @@ tuples, so that every model stays frozen all the way down.
 Unknown keys are *kept* (``extra="allow"``): the loader warns about each one, and a config saved
 back by :func:`skyrunner.config.save_config` still has the sections skyrunner does not use
 (``[session_server]``, ``[runners.docker]``...), so a file shared with gitlab-runner survives.
+They are left out of ``repr``, like the values that may be secret (tokens are ``SecretStr``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
 
@@ -43,6 +45,14 @@ class TomlTable(BaseModel):
         populate_by_name=True,
         hide_input_in_errors=True,
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Unknown keys are raw TOML and may hold credentials ([runners.docker] password, ...):
+        # they are kept for saving, never shown in a repr or a log line.
+        extra = self.__pydantic_extra__ or {}
+        for name, value in super().__repr_args__():
+            if name is None or name not in extra:
+                yield name, value
 
 
 def zero_means(default: int) -> AfterValidator:

@@ -126,8 +126,8 @@ class CacheConfig(TomlTable):
     shared: Bool = Field(default=False, alias="Shared")
     max_uploaded_archive_size: NonNegativeInt = Field(default=0, alias="MaxUploadedArchiveSize")
     s3: CacheS3Config | None = None
-    gcs: dict[str, JsonValue] | None = None
-    azure: dict[str, JsonValue] | None = None
+    gcs: dict[str, JsonValue] | None = Field(default=None, repr=False)  # holds PrivateKey
+    azure: dict[str, JsonValue] | None = Field(default=None, repr=False)  # holds AccountKey
 
     @field_validator("type", mode="before")
     @classmethod
@@ -194,7 +194,7 @@ class RunnerConfig(TomlTable):
     builds_dir: Str | None = None
     cache_dir: Str | None = None
     clone_url: Str | None = None
-    environment: tuple[EnvironmentEntry, ...] = ()
+    environment: tuple[EnvironmentEntry, ...] = Field(default=(), repr=False)  # values may be secret
     # pre_clone_script/post_clone_script are gitlab-runner's deprecated names of the same hooks.
     pre_get_sources_script: Str | None = Field(
         default=None, validation_alias=AliasChoices("pre_get_sources_script", "pre_clone_script")
