@@ -145,14 +145,15 @@ class _Includes:
 
     def local(self, raw: str, loc: Loc) -> list[str]:
         path = self.expand(raw).lstrip("/")
-        if not path.endswith((".yml", ".yaml")):
-            fail(loc, f'include: local file "{raw}" does not have a yaml extension')
-        if "*" not in path:
-            return [path]
-        regex = glob_regex(path)
-        matches = sorted(f for f in self.files if regex.match(f))
-        if not matches:
-            fail(loc, f'include: local "{raw}" matches no file')
+        matches = [path]
+        if "*" in path:
+            regex = glob_regex(path)
+            matches = sorted(f for f in self.files if regex.match(f))
+            if not matches:
+                fail(loc, f'include: local "{raw}" matches no file')
+        for match in matches:
+            if not match.endswith((".yml", ".yaml")):
+                fail(loc, f'include: local file "{match}" does not have a yaml extension')
         return matches
 
 

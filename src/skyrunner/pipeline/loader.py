@@ -282,7 +282,7 @@ def _check_cycles(jobs: Sequence[PipelineJob], locs: Mapping[str, Loc]) -> None:
         for target in graph.get(name, ()):
             if state.get(target) == 1:
                 cycle = [*path[path.index(target):], target]
-                fail(locs[name], "needs: cycle " + " -> ".join(cycle), name)
+                fail(locs[target], "needs: cycle " + " -> ".join(cycle), target)
             if state.get(target) is None:
                 visit(target, [*path, target])
         state[name] = 2
