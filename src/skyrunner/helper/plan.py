@@ -8,6 +8,13 @@ executor) or the per-job Secret (kubernetes executor). The helper reads it back 
 reaches the helper only through the ``CI_JOB_TOKEN`` environment variable, and the plan file is
 written 0600.
 
+Paths: ``project_dir`` must lie inside ``builds_dir`` (the helper refuses to touch anything
+else). ``cache_dir`` is the directory holding *this project's* cache keys, i.e.
+``<runner cache_dir>/<project path>`` (the runner computes the slug), so a local archive lives
+at ``<cache_dir>/<key>/cache.zip`` (``cache.tar.zst`` for tarzstd), like gitlab-runner's.
+Remote-cache entries also keep their last archive there, which is how an unchanged cache is
+recognised without downloading it again.
+
 This module is the contract between the runner and ``python -m skyrunner.helper``; it imports
 only the standard library so that it runs in any job image that has python3.
 """
@@ -32,11 +39,13 @@ __all__ = [
     "GitPlan",
     "GitStrategy",
     "HelperPlan",
+    "JobStatus",
     "RemoteCacheUrls",
     "SubmoduleStrategy",
     "When",
     "parse_plan",
     "render_plan",
+    "when_matches",
 ]
 
 
@@ -65,6 +74,20 @@ class When(enum.StrEnum):
     ON_SUCCESS = "on_success"
     ON_FAILURE = "on_failure"
     ALWAYS = "always"
+
+
+class JobStatus(enum.StrEnum):
+    """The job's result as the save and upload steps see it (``--job-status``)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+def when_matches(when: When, status: JobStatus) -> bool:
+    """Return True when something saved ``when`` is saved for a job that ended ``status``."""
+    if when is When.ALWAYS:
+        return True
+    return (when is When.ON_SUCCESS) == (status is JobStatus.SUCCESS)
 
 
 class ArchiveFormat(enum.StrEnum):
@@ -180,6 +203,8 @@ class HelperPlan:
     artifact_download_attempts: int = 1
     upload_attempts: int = 3
     ca_file: str = ""
+    retry_backoff_s: float = 1.0
+    """First wait before retrying a transfer; doubles per attempt, capped at 30 s."""
 
 
 def render_plan(plan: HelperPlan) -> str:
@@ -229,10 +254,7 @@ def _convert(annotation: Any, value: Any) -> Any:
 
 
 _NESTED.update(
-    {
-        cls.__name__: cls
-        for cls in (GitPlan, RemoteCacheUrls, CacheEntry, ArtifactEntry, DependencyEntry)
-    }
+    {cls.__name__: cls for cls in (GitPlan, RemoteCacheUrls, CacheEntry, ArtifactEntry, DependencyEntry)}
 )
 
 

@@ -1,0 +1,129 @@
+"""Which files of the project directory go into a cache or artifact archive.
+
+Owns the walk: it expands ``paths`` globs (see :mod:`skyrunner.helper.globbing`) against the
+project directory without following symbolic links, adds ``git ls-files -o`` for ``untracked``
+(git-ignored files included, as gitlab-runner does), drops ``exclude`` matches, and prints
+gitlab-runner's per-pattern lines. A matched directory brings everything under it. Archiving
+the result is :mod:`skyrunner.helper.archive`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from skyrunner.helper.console import Console
+from skyrunner.helper.globbing import GlobPattern, matches_any, parse_glob
+
+__all__ = ["collect_files", "list_untracked"]
+
+_RELATIVE_HINT = "Ensure that the artifact path is relative to the working directory"
+
+
+def _walk(root: Path, start: str) -> Iterator[str]:
+    """Yield ``start`` and every path below it, relative to ``root``, never following links."""
+    base = root / start if start else root
+    if not os.path.lexists(base):
+        return
+    if start:
+        yield start
+    if base.is_symlink() or not base.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        dirnames.sort()
+        for name in [*dirnames, *sorted(filenames)]:
+            yield prefix + name
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """True when the literal start of a walk does not pass through a link leading out."""
+    real_root = os.path.realpath(root)
+    parent = os.path.realpath(os.path.dirname(root / rel)) if rel else real_root
+    return parent == real_root or parent.startswith(real_root + os.sep)
+
+
+def _expand(root: Path, pattern: GlobPattern) -> set[str]:
+    start = pattern.literal_prefix
+    if not _inside(root, start):
+        return set()
+    if pattern.is_literal:
+        return set(_walk(root, start))
+    found: set[str] = set()
+    matched_dirs: set[str] = set()
+    for rel in _walk(root, start):
+        if _has_ancestor_in(rel, matched_dirs) or pattern.matches(rel):
+            found.add(rel)
+            if (root / rel).is_dir() and not (root / rel).is_symlink():
+                matched_dirs.add(rel)
+    return found
+
+
+def _has_ancestor_in(rel: str, dirs: set[str]) -> bool:
+    index = rel.find("/")
+    while index > 0:
+        if rel[:index] in dirs:
+            return True
+        index = rel.find("/", index + 1)
+    return False
+
+
+def list_untracked(root: Path) -> list[str] | None:
+    """Return ``git ls-files -o`` in ``root`` (ignored files included), or None if git fails."""
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "-o", "-z"], cwd=root, capture_output=True, check=False, timeout=600
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return sorted(name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name)
+
+
+def collect_files(
+    root: Path,
+    paths: Sequence[str],
+    console: Console,
+    *,
+    exclude: Sequence[str] = (),
+    untracked: bool = False,
+) -> list[str]:
+    """Return the sorted relative paths (files, directories, links) to archive from ``root``."""
+    selected: set[str] = set()
+    for text in paths:
+        patterns = parse_glob(text, str(root))
+        if patterns is None:
+            console.warning(f"{text}: artifact path is not a subpath of project directory: {root}")
+            continue
+        found: set[str] = set()
+        for pattern in patterns:
+            found |= _expand(root, pattern)
+        if found:
+            console.plain(f"{text}: found {len(found)} matching artifact files and directories")
+        else:
+            console.warning(f"{text}: no matching files. {_RELATIVE_HINT}")
+        selected |= found
+    if untracked:
+        names = list_untracked(root)
+        if names is None:
+            console.warning("untracked: git ls-files failed, no untracked files added")
+        else:
+            console.plain(f"untracked: found {len(names)} files")
+            selected.update(names)
+    return sorted(_apply_exclude(root, selected, exclude, console))
+
+
+def _apply_exclude(root: Path, selected: set[str], exclude: Sequence[str], console: Console) -> set[str]:
+    for text in exclude:
+        patterns = parse_glob(text, str(root))
+        if patterns is None:
+            console.warning(f"{text}: exclude path is not a subpath of project directory: {root}")
+            continue
+        dropped = {rel for rel in selected if matches_any(patterns, rel)}
+        console.plain(f"{text}: excluded {len(dropped)} files")
+        selected -= dropped
+    return selected
