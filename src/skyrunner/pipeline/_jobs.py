@@ -59,14 +59,14 @@ class JobDraft:
     config: MarkedMap
 
 
-def _check_keywords(name: str, config: MarkedMap) -> None:
+def _check_keywords(name: str, config: MarkedMap, loc: Loc) -> None:
     for key in config:
         if key in _UNSUPPORTED:
             fail(config.key_loc(key), _UNSUPPORTED[key], name)
         if key not in JOB_KEYWORDS:
             fail(config.key_loc(key), f'unknown keyword "{key}"', name)
     if "script" not in config:
-        fail(config.loc, "missing script", name)
+        fail(loc, "missing script", name)
     if "rules" in config:
         for key in ("only", "except", "start_in"):
             if key in config:
@@ -148,7 +148,7 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
         fail(loc, f'unknown keyword "{name}" (a job must be a hash)')
     if len(name) > 255:
         fail(loc, "job names must be at most 255 characters", name[:40])
-    _check_keywords(name, config)
+    _check_keywords(name, config, loc)
     full = _with_defaults(name, config, defaults)
     _, inherited = _inherit(name, config)
     when, start_in = _when(full, name)
@@ -165,7 +165,7 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
         name=name,
         stage=stage,
         script=parse_script(full["script"], full.key_loc("script"), name, "script"),
-        location=str(config.loc),
+        location=str(loc),
         before_script=parse_script(full.get("before_script", []), full.key_loc("before_script"), name,
                                    "before_script"),
         after_script=parse_script(full.get("after_script", []), full.key_loc("after_script"), name,
@@ -189,7 +189,7 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
         environment=_environment(full),
         coverage=str(full["coverage"]) if full.get("coverage") is not None else None,
     )
-    return JobDraft(job, config.loc, full)
+    return JobDraft(job, loc, full)
 
 
 def _list(value: object, loc: Loc, name: str, key: str) -> list[object]:

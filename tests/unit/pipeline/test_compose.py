@@ -123,12 +123,15 @@ def test_include_nested_and_main_file_wins() -> None:
             .hidden: {script: [hidden-b]}
         """,
     }
-    pipeline = load("""
+    pipeline = load(
+        """
         include: ci/a.yml
         variables: {FROM: main}
         shared: {stage: test}
         uses: {extends: .hidden}
-    """, files)
+    """,
+        files,
+    )
     assert {v.key: v.value for v in pipeline.variables} == {"FROM": "main", "A": "1", "B": "1"}
     assert pipeline.job("shared").script == ("from-a",)
     assert pipeline.job("shared").stage == "test"
@@ -136,21 +139,26 @@ def test_include_nested_and_main_file_wins() -> None:
 
 
 def test_include_cycle_is_read_once() -> None:
-    files = {"ci/a.yml": "include: ci/b.yml\na: {script: [a]}\n",
-             "ci/b.yml": "include: ci/a.yml\nb: {script: [b]}\n"}
+    files = {
+        "ci/a.yml": "include: ci/b.yml\na: {script: [a]}\n",
+        "ci/b.yml": "include: ci/a.yml\nb: {script: [b]}\n",
+    }
     assert sorted(names(load("include: ci/a.yml\n", files))) == ["a", "b"]
 
 
 def test_include_rules() -> None:
     files = {"ci/a.yml": "a: {script: [a]}\n", "ci/b.yml": "b: {script: [b]}\n"}
-    pipeline = load("""
+    pipeline = load(
+        """
         include:
           - local: ci/a.yml
             rules: [{if: $CI_COMMIT_BRANCH == "main"}]
           - local: ci/b.yml
             rules: [{exists: [nothing-here]}]
         main: {script: [m]}
-    """, files)
+    """,
+        files,
+    )
     assert names(pipeline) == ["a", "main"]
 
 
@@ -162,5 +170,7 @@ def test_include_path_with_variables() -> None:
 def test_extends_error_cases() -> None:
     with pytest.raises(PipelineFileError, match=r'job "b": extends: circular dependency: a -> b -> a'):
         load("a: {extends: b, script: [x]}\nb: {extends: a, script: [y]}\n")
-    with pytest.raises(PipelineFileError, match=r'\.gitlab-ci\.yml:1: job "a": extends: unknown job "\.nope"'):
+    with pytest.raises(
+        PipelineFileError, match=r'\.gitlab-ci\.yml:1: job "a": extends: unknown job "\.nope"'
+    ):
         load("a: {extends: .nope, script: [x]}\n")

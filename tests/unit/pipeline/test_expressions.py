@@ -61,7 +61,7 @@ CASES = [
     ('($BRANCH == "main" || $BRANCH == "dev") && $UNDEFINED', False),
     ('$UNDEFINED && $BRANCH == "main" || $TAG', True),
     ('$BRANCH == "x" || $TAG == "y" || $SAME == "main"', True),
-    ('$BRANCH && $TAG && $UNDEFINED', False),
+    ("$BRANCH && $TAG && $UNDEFINED", False),
     # Ruby truthiness inside && and ||: an empty string is true there
     ("$EMPTY && $BRANCH", True),
     ("$UNDEFINED || $EMPTY", False),

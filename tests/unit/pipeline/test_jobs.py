@@ -15,7 +15,11 @@ from .conftest import checkout_for, load, names
 def test_stages_default_and_edges() -> None:
     assert load("job: {script: [x]}").stages == (".pre", "build", "test", "deploy", ".post")
     assert load("stages: [.post, one, two]\njob: {script: [x], stage: one}").stages == (
-        ".pre", "one", "two", ".post")
+        ".pre",
+        "one",
+        "two",
+        ".post",
+    )
     assert load("job: {script: [x]}").job("job").stage == "test"
 
 
@@ -76,7 +80,10 @@ def test_parallel_matrix_names_and_variables() -> None:
                 STACK: data
     """)
     assert names(pipeline) == [
-        "deploy: [aws, monitoring]", "deploy: [aws, app1]", "deploy: [gcp, data]", "deploy: [1, data]",
+        "deploy: [aws, monitoring]",
+        "deploy: [aws, app1]",
+        "deploy: [gcp, data]",
+        "deploy: [1, data]",
     ]
     origin = pipeline.jobs[1].parallel
     assert origin is not None
@@ -185,14 +192,18 @@ def test_variables_forms() -> None:
         job: {script: [x]}
     """)
     assert pipeline.variables == (
-        Variable("PLAIN", "text"), Variable("NUMBER", "42"), Variable("DESCRIBED", "v"),
-        Variable("RAW", "$KEEP", raw=True), Variable("OPTIONS", "a"),
+        Variable("PLAIN", "text"),
+        Variable("NUMBER", "42"),
+        Variable("DESCRIBED", "v"),
+        Variable("RAW", "$KEEP", raw=True),
+        Variable("OPTIONS", "a"),
     )
 
 
 def test_image_services_artifacts_cache_hooks() -> None:
     files = {"Gemfile.lock": "", "yarn.lock": ""}
-    pipeline = load("""
+    pipeline = load(
+        """
         job:
           script: [x]
           image: {name: "ruby:3.3", entrypoint: [""], pull_policy: if-not-present, docker: {platform: amd64}}
@@ -222,20 +233,29 @@ def test_image_services_artifacts_cache_hooks() -> None:
               when: on_failure
             - paths: [x]
           hooks: {pre_get_sources_script: [echo pre]}
-    """, files, checkout=checkout_for({".gitlab-ci.yml": "", **files}))
+    """,
+        files,
+        checkout=checkout_for({".gitlab-ci.yml": "", **files}),
+    )
     job = pipeline.job("job")
     assert job.image is not None
-    assert (job.image.name, job.image.entrypoint, job.image.pull_policy) == ("ruby:3.3", ("",), ("if-not-present",))
+    assert (job.image.name, job.image.entrypoint, job.image.pull_policy) == (
+        "ruby:3.3",
+        ("",),
+        ("if-not-present",),
+    )
     assert job.image.executor_opts == {"docker": {"platform": "amd64"}}
     assert [s.image.name for s in job.services] == ["postgres:16", "redis:7"]
     assert job.services[1].alias == "cache" and job.services[1].command == ("redis-server", "--save", "")
     assert job.artifacts is not None
     assert job.artifacts.when is SaveWhen.ALWAYS and job.artifacts.exclude == ("out/*.tmp",)
     assert job.artifacts.reports == (
-        Report("junit", ("a.xml", "b.xml")), Report("cobertura", ("cov.xml",)), Report("dotenv", ("build.env",)),
+        Report("junit", ("a.xml", "b.xml")),
+        Report("cobertura", ("cov.xml",)),
+        Report("dotenv", ("build.env",)),
     )
     gems, ref, plain = job.caches
-    digest = hashlib.sha1("blob-Gemfile.lock-blob-yarn.lock".encode()).hexdigest()
+    digest = hashlib.sha1(b"blob-Gemfile.lock-blob-yarn.lock").hexdigest()
     assert gems.key == f"gems-{digest}"
     assert gems.policy is CachePolicy.PULL and gems.fallback_keys == ("gems-main",)
     assert (ref.key, ref.untracked, ref.when) == ("$CI_COMMIT_REF_SLUG", True, SaveWhen.ON_FAILURE)

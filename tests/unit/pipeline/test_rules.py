@@ -42,7 +42,9 @@ e:
 
 
 def test_rules_first_match_wins_with_its_attributes() -> None:
-    pipeline = load(RULES, {"Dockerfile": ""}, checkout=checkout_for({"Dockerfile": ""}, changed=("src/x/y.py",)))
+    pipeline = load(
+        RULES, {"Dockerfile": ""}, checkout=checkout_for({"Dockerfile": ""}, changed=("src/x/y.py",))
+    )
     assert names(pipeline) == ["a", "c", "d", "e"]
     a, c, d, e = pipeline.jobs
     assert a.when is When.MANUAL and a.allow_failure is False  # rules: manual does not allow failure
@@ -100,8 +102,9 @@ ONLY_EXCEPT = [
 ]
 
 
-@pytest.mark.parametrize(("policy", "ref", "ref_type", "included"), ONLY_EXCEPT,
-                         ids=[f"{c[0]}@{c[1]}" for c in ONLY_EXCEPT])
+@pytest.mark.parametrize(
+    ("policy", "ref", "ref_type", "included"), ONLY_EXCEPT, ids=[f"{c[0]}@{c[1]}" for c in ONLY_EXCEPT]
+)
 def test_only_except(policy: str, ref: str, ref_type: RefType, included: bool) -> None:
     checkout = checkout_for(ref=ref, ref_type=ref_type, changed=("docs/index.md",))
     pipeline = load(f"job:\n  script: [x]\n  {policy}\n", checkout=checkout)
@@ -122,11 +125,15 @@ job: {script: [x]}
 """
 
 
-@pytest.mark.parametrize(("ref", "ref_type", "runs", "env"), [
-    ("main", RefType.BRANCH, True, "production"),
-    ("v1", RefType.TAG, False, None),
-    ("dev", RefType.BRANCH, True, "dev"),
-], ids=["main", "tag", "branch"])
+@pytest.mark.parametrize(
+    ("ref", "ref_type", "runs", "env"),
+    [
+        ("main", RefType.BRANCH, True, "production"),
+        ("v1", RefType.TAG, False, None),
+        ("dev", RefType.BRANCH, True, "dev"),
+    ],
+    ids=["main", "tag", "branch"],
+)
 def test_workflow_rules(ref: str, ref_type: RefType, runs: bool, env: str | None) -> None:
     pipeline = load(WORKFLOW, checkout=checkout_for(ref=ref, ref_type=ref_type))
     assert pipeline.workflow.runs is runs
