@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
@@ -72,11 +72,7 @@ def parse_quantity(value: str | int | float, *, kind: str = "", field: str | Non
     if match is None:
         raise _not_a_quantity(value, kind, field)
     sign, digits, suffix = match.groups()
-    try:
-        number = Fraction(Decimal(digits))
-    except (InvalidOperation, ValueError) as exc:  # the regex admits only digits; defensive
-        raise _not_a_quantity(value, kind, field) from exc
-    scaled = number * _suffix_factor(suffix, value, kind, field)
+    scaled = Fraction(Decimal(digits)) * _suffix_factor(suffix, value, kind, field)
     return -scaled if sign == "-" else scaled
 
 
