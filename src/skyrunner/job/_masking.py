@@ -58,21 +58,31 @@ class Masker:
         self._secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
         prefixes = sorted({p.encode() for p in token_prefixes if p}, key=len, reverse=True)
         params = sorted({p.encode() for p in url_params if p}, key=len, reverse=True)
-        alternatives = [b"(?P<secret>" + b"|".join(map(re.escape, self._secrets)) + b")"] if self._secrets else []
+        alternatives = (
+            [b"(?P<secret>" + b"|".join(map(re.escape, self._secrets)) + b")"] if self._secrets else []
+        )
         if prefixes:
             alternatives.append(
                 b"(?P<prefix>" + b"|".join(map(re.escape, prefixes)) + b")(?P<token>" + _TOKEN_CHARS + b"+)"
             )
         if params:
             alternatives.append(
-                b"(?<=[?&])(?P<param>(?i:" + b"|".join(map(re.escape, params)) + b")=)(?P<value>"
-                + _PARAM_CHARS + b"+)"
+                b"(?<=[?&])(?P<param>(?i:"
+                + b"|".join(map(re.escape, params))
+                + b")=)(?P<value>"
+                + _PARAM_CHARS
+                + b"+)"
             )
         self._pattern = re.compile(b"|".join(alternatives)) if alternatives else None
         self._token_run = re.compile(_TOKEN_CHARS + b"*")
         self._param_run = re.compile(_PARAM_CHARS + b"*")
         # Every proper prefix of something that may start a match: held back at a chunk's end.
-        starts = [*self._secrets, *prefixes, *(b"?" + p + b"=" for p in params), *(b"&" + p + b"=" for p in params)]
+        starts = [
+            *self._secrets,
+            *prefixes,
+            *(b"?" + p + b"=" for p in params),
+            *(b"&" + p + b"=" for p in params),
+        ]
         self._partials = {s[:i].lower() for s in starts for i in range(1, len(s) + 1)}
         self._partials |= {s[:i] for s in starts for i in range(1, len(s) + 1)}
         self._longest = max((len(s) for s in starts), default=0)

@@ -19,6 +19,7 @@ __all__ = [
     "FailureReason",
     "JobOutcome",
     "JobResult",
+    "WireResult",
     "WireState",
     "map_failure_reason",
     "render_job_update",
@@ -93,7 +94,9 @@ class JobOutcome:
         return cls(JobResult.FAILED, FailureReason.SCRIPT_FAILURE, exit_code, f"exit code {exit_code}")
 
     @classmethod
-    def system_failure(cls, message: str, reason: FailureReason = FailureReason.RUNNER_SYSTEM_FAILURE) -> JobOutcome:
+    def system_failure(
+        cls, message: str, reason: FailureReason = FailureReason.RUNNER_SYSTEM_FAILURE
+    ) -> JobOutcome:
         return cls(JobResult.FAILED, reason, None, message)
 
     @classmethod
@@ -151,20 +154,25 @@ def map_failure_reason(reason: FailureReason | None, supported: Collection[str])
     return FailureReason.UNKNOWN_FAILURE.value
 
 
-def render_job_update(outcome: JobOutcome, supported_reasons: Collection[str]) -> dict[str, object]:
-    """Return the state fields of the final ``PUT /jobs/:id`` for ``outcome``.
+@dataclass(frozen=True, slots=True)
+class WireResult:
+    """The state fields of the final ``PUT /jobs/:id``."""
+
+    state: WireState
+    failure_reason: str | None = None
+    exit_code: int | None = None
+
+
+def render_job_update(outcome: JobOutcome, supported_reasons: Collection[str]) -> WireResult:
+    """Return what GitLab is told about ``outcome``.
 
     A canceled job is reported ``failed``: GitLab turns it into ``canceled`` because the job is
     ``canceling`` on its side.
     """
     if outcome.result is JobResult.SUCCESS:
-        return {"state": WireState.SUCCESS.value}
-    fields: dict[str, object] = {
-        "state": WireState.FAILED.value,
-        "failure_reason": map_failure_reason(outcome.reason, supported_reasons)
-        if outcome.result is JobResult.FAILED
-        else FailureReason.SCRIPT_FAILURE.value,
-    }
-    if outcome.exit_code is not None:
-        fields["exit_code"] = outcome.exit_code
-    return fields
+        return WireResult(WireState.SUCCESS)
+    if outcome.result is JobResult.CANCELED:
+        return WireResult(WireState.FAILED, FailureReason.SCRIPT_FAILURE.value)
+    return WireResult(
+        WireState.FAILED, map_failure_reason(outcome.reason, supported_reasons), outcome.exit_code
+    )

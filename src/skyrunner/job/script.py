@@ -175,9 +175,13 @@ def _prepare_stages(spec: JobSpec, opts: ScriptOptions) -> list[StagePlan]:
             Stage.PREPARE_SCRIPT,
             "on_success",
             StageKind.STEP,
-            _body(_HEADINGS[Stage.PREPARE_SCRIPT], 'echo "Running on $(hostname 2>/dev/null || uname -n)..."\n'),
+            _body(
+                _HEADINGS[Stage.PREPARE_SCRIPT], 'echo "Running on $(hostname 2>/dev/null || uname -n)..."\n'
+            ),
         ),
-        StagePlan(Stage.GET_SOURCES, "on_success", StageKind.STEP, _body(_HEADINGS[Stage.GET_SOURCES], *sources)),
+        StagePlan(
+            Stage.GET_SOURCES, "on_success", StageKind.STEP, _body(_HEADINGS[Stage.GET_SOURCES], *sources)
+        ),
     ]
     if any((c.paths or c.untracked) and c.policy != "push" for c in spec.cache):
         stages.append(_helper_stage(Stage.RESTORE_CACHE, "on_success", "cache-restore"))
@@ -223,14 +227,20 @@ def _finish_stages(spec: JobSpec) -> list[StagePlan]:
     if any(c.when in ("on_success", "always", "") for c in saves):
         stages.append(_helper_stage(Stage.ARCHIVE_CACHE, "on_success", "cache-save --job-status success"))
     if any(c.when in ("on_failure", "always") for c in saves):
-        stages.append(_helper_stage(Stage.ARCHIVE_CACHE_ON_FAILURE, "on_failure", "cache-save --job-status failed"))
+        stages.append(
+            _helper_stage(Stage.ARCHIVE_CACHE_ON_FAILURE, "on_failure", "cache-save --job-status failed")
+        )
     if any(a.when in ("on_success", "always", "") for a in spec.artifacts):
         stages.append(
-            _helper_stage(Stage.UPLOAD_ARTIFACTS_ON_SUCCESS, "on_success", "artifacts-upload --job-status success")
+            _helper_stage(
+                Stage.UPLOAD_ARTIFACTS_ON_SUCCESS, "on_success", "artifacts-upload --job-status success"
+            )
         )
     if any(a.when in ("on_failure", "always") for a in spec.artifacts):
         stages.append(
-            _helper_stage(Stage.UPLOAD_ARTIFACTS_ON_FAILURE, "on_failure", "artifacts-upload --job-status failed")
+            _helper_stage(
+                Stage.UPLOAD_ARTIFACTS_ON_FAILURE, "on_failure", "artifacts-upload --job-status failed"
+            )
         )
     return stages
 

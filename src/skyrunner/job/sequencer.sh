@@ -23,6 +23,8 @@
 #                      on_failure or always; kind is "step" (a failure fails the job) or
 #                      "after" (after_script: runs whatever happened, its failure is a warning)
 #   stages/<stage>.sh  the stage's body: prints its heading, then runs its commands
+#   <phase>.stage-pid  the running stage's process (and, with setsid, group and session) id,
+#                      for whoever must kill the job outright
 #   build.exit         "<status>:<code>" written by the build phase once it has ended (after
 #                      after_script); status is success, failed or canceled. The finish phase
 #                      waits for it; while it is missing the build is still running.
@@ -80,6 +82,7 @@ trap on_stop TERM INT
 run_body() { # $1 stage; sets $code
   $own_session $body_shell "$R/stages/$1.sh" </dev/null &
   child=$!
+  printf '%s\n' "$child" >"$R/$phase.stage-pid"
   wait "$child"
   code=$?
   if [ "$stopping" = 1 ]; then
@@ -102,6 +105,7 @@ run_after() { # $1 stage: after_script rules, with its own timeout
 run_body_with_timeout() {
   $own_session $body_shell "$R/stages/$1.sh" </dev/null &
   child=$!
+  printf '%s\n' "$child" >"$R/$phase.stage-pid"
   watched="$child"
   # The watchdog must not leave its sleep behind when it is stopped early, even right after
   # it started: the trap only records the stop, and the sleep is killed once its pid is known.

@@ -143,7 +143,9 @@ class ServiceSpec(ImageSpec):
         given = [a for a in self.alias.replace(",", " ").split() if a]
         if given:
             return given
-        base = self.name.split("@", 1)[0].rsplit(":", 1)[0] if ":" in self.name.rsplit("/", 1)[-1] else self.name
+        base = (
+            self.name.split("@", 1)[0].rsplit(":", 1)[0] if ":" in self.name.rsplit("/", 1)[-1] else self.name
+        )
         return list(dict.fromkeys([base.replace("/", "__"), base.replace("/", "-")]))
 
 

@@ -30,10 +30,21 @@ MAX_INCLUDES = 150
 MAX_EXTENDS_DEPTH = 11
 MAX_REFERENCE_DEPTH = 10
 _UNSUPPORTED_INCLUDES = ("remote", "project", "template", "component", "artifact")
-GLOBAL_KEYWORDS = frozenset({
-    "after_script", "before_script", "cache", "default", "image", "include", "services", "spec",
-    "stages", "variables", "workflow",
-})
+GLOBAL_KEYWORDS = frozenset(
+    {
+        "after_script",
+        "before_script",
+        "cache",
+        "default",
+        "image",
+        "include",
+        "services",
+        "spec",
+        "stages",
+        "variables",
+        "workflow",
+    }
+)
 
 Reader = Callable[[str], str | None]
 RulesCheck = Callable[[object, Loc], bool]
@@ -101,8 +112,12 @@ class _Includes:
                 fail(Loc(path, 1), "file does not exist")
             fail(loc, f'include: local file "{path}" does not exist')
         documents = [d for d in parse_yaml(text, path) if d is not None]
-        if len(documents) > 1 or (documents and isinstance(documents[0], MarkedMap)
-                                  and "spec" in documents[0] and len(documents[0]) == 1):
+        if len(documents) > 1 or (
+            documents
+            and isinstance(documents[0], MarkedMap)
+            and "spec" in documents[0]
+            and len(documents[0]) == 1
+        ):
             fail(Loc(path, 1), "spec: inputs headers are not supported")
         content = documents[0] if documents else MarkedMap(Loc(path, 1))
         if not isinstance(content, MarkedMap):
@@ -205,8 +220,9 @@ def _resolve(value: Any, config: MarkedMap, depth: int) -> Any:
     return value
 
 
-def compose(main: str, read: Reader, files: Sequence[str], rules_pass: RulesCheck,
-            expand: Expand) -> MarkedMap:
+def compose(
+    main: str, read: Reader, files: Sequence[str], rules_pass: RulesCheck, expand: Expand
+) -> MarkedMap:
     """Return the configuration of ``main`` with includes merged, extends and references resolved.
 
     Raises:

@@ -27,30 +27,81 @@ from skyrunner.pipeline.model import (
 )
 
 __all__ = [
-    "REPORT_TYPES", "parse_allow_failure", "parse_artifacts", "parse_caches", "parse_image",
-    "parse_retry", "parse_script", "parse_service", "parse_strings", "parse_timeout",
+    "REPORT_TYPES",
+    "parse_allow_failure",
+    "parse_artifacts",
+    "parse_caches",
+    "parse_image",
+    "parse_retry",
+    "parse_script",
+    "parse_service",
+    "parse_strings",
+    "parse_timeout",
     "parse_variables",
 ]
 
-RETRY_WHEN = frozenset({
-    "always", "unknown_failure", "script_failure", "api_failure", "stuck_or_timeout_failure",
-    "runner_system_failure", "runner_unsupported", "stale_schedule", "job_execution_timeout",
-    "archived_failure", "unmet_prerequisites", "scheduler_failure", "data_integrity_failure",
-})
+RETRY_WHEN = frozenset(
+    {
+        "always",
+        "unknown_failure",
+        "script_failure",
+        "api_failure",
+        "stuck_or_timeout_failure",
+        "runner_system_failure",
+        "runner_unsupported",
+        "stale_schedule",
+        "job_execution_timeout",
+        "archived_failure",
+        "unmet_prerequisites",
+        "scheduler_failure",
+        "data_integrity_failure",
+    }
+)
 # artifacts:reports types GitLab knows; file names and formats live in payload.py
-REPORT_TYPES = frozenset({
-    "accessibility", "annotations", "api_fuzzing", "browser_performance", "cluster_image_scanning",
-    "codequality", "container_scanning", "coverage_fuzzing", "coverage_report", "cyclonedx", "dast",
-    "dependency_scanning", "dotenv", "junit", "license_scanning", "load_performance", "metrics",
-    "requirements", "requirements_v2", "sast", "secret_detection", "terraform", "lsif",
-    "repository_xray",
-})
+REPORT_TYPES = frozenset(
+    {
+        "accessibility",
+        "annotations",
+        "api_fuzzing",
+        "browser_performance",
+        "cluster_image_scanning",
+        "codequality",
+        "container_scanning",
+        "coverage_fuzzing",
+        "coverage_report",
+        "cyclonedx",
+        "dast",
+        "dependency_scanning",
+        "dotenv",
+        "junit",
+        "license_scanning",
+        "load_performance",
+        "metrics",
+        "requirements",
+        "requirements_v2",
+        "sast",
+        "secret_detection",
+        "terraform",
+        "lsif",
+        "repository_xray",
+    }
+)
 COVERAGE_FORMATS = ("cobertura", "jacoco")
 MAX_TIMEOUT = 30 * 86400
 _IMAGE_KEYS = {"name", "entrypoint", "pull_policy", "ports", "docker", "kubernetes"}
 _SERVICE_KEYS = _IMAGE_KEYS | {"alias", "command", "variables"}
-_ARTIFACT_KEYS = {"paths", "exclude", "expose_as", "name", "untracked", "when", "expire_in",
-                  "reports", "public", "access"}
+_ARTIFACT_KEYS = {
+    "paths",
+    "exclude",
+    "expose_as",
+    "name",
+    "untracked",
+    "when",
+    "expire_in",
+    "reports",
+    "public",
+    "access",
+}
 _CACHE_KEYS = {"key", "paths", "untracked", "policy", "when", "fallback_keys", "unprotect"}
 
 
@@ -118,8 +169,11 @@ def _image_fields(value: MarkedMap, job: str | None, key: str) -> Image:
     name = value.get("name")
     if not isinstance(name, str) or not name:
         fail(value.loc, f"{key}: name must be a non-empty string", job)
-    entrypoint = parse_strings(value["entrypoint"], value.loc, job, f"{key}:entrypoint") \
-        if "entrypoint" in value else None
+    entrypoint = (
+        parse_strings(value["entrypoint"], value.loc, job, f"{key}:entrypoint")
+        if "entrypoint" in value
+        else None
+    )
     pull = value.get("pull_policy")
     pull_policy = parse_strings(pull, value.loc, job, f"{key}:pull_policy") if pull is not None else None
     for policy in pull_policy or ():
@@ -210,10 +264,17 @@ def _reports(value: object, loc: Loc, job: str | None) -> tuple[Report, ...]:
             fail(where, f'artifacts:reports: unknown report type "{kind}"', job)
         if kind == "coverage_report":
             if not isinstance(paths, MarkedMap) or paths.get("coverage_format") not in COVERAGE_FORMATS:
-                fail(where, "artifacts:reports:coverage_report: coverage_format must be "
-                     "cobertura or jacoco", job)
-            reports.append(Report(str(paths["coverage_format"]), parse_strings(paths.get("path"), where, job,
-                                                                               "coverage_report:path")))
+                fail(
+                    where,
+                    "artifacts:reports:coverage_report: coverage_format must be cobertura or jacoco",
+                    job,
+                )
+            reports.append(
+                Report(
+                    str(paths["coverage_format"]),
+                    parse_strings(paths.get("path"), where, job, "coverage_report:path"),
+                )
+            )
             continue
         reports.append(Report(kind, parse_strings(paths, where, job, f"artifacts:reports:{kind}")))
     return tuple(reports)
@@ -245,8 +306,9 @@ def _cache(value: object, loc: Loc, job: str | None, files: Mapping[str, str]) -
         untracked=untracked,
         policy=CachePolicy(policy) if policy in [p.value for p in CachePolicy] else CachePolicy.PULL_PUSH,
         when=_save_when(value.get("when"), value.key_loc("when"), job, "cache:when"),
-        fallback_keys=parse_strings(value.get("fallback_keys", []), value.key_loc("fallback_keys"), job,
-                                    "cache:fallback_keys"),
+        fallback_keys=parse_strings(
+            value.get("fallback_keys", []), value.key_loc("fallback_keys"), job, "cache:fallback_keys"
+        ),
     )
 
 
@@ -268,8 +330,11 @@ def _cache_key(key: object, loc: Loc, job: str | None, files: Mapping[str, str])
     text = _scalar(key)
     if text is None:
         fail(loc, "cache:key: must be a string or a hash with files", job)
-    if "/" in text.replace("%2F", "/").replace("%2f", "/") or text in (".", "..") or \
-            text.lower() in ("%2e", "%2e%2e"):
+    if (
+        "/" in text.replace("%2F", "/").replace("%2f", "/")
+        or text in (".", "..")
+        or text.lower() in ("%2e", "%2e%2e")
+    ):
         fail(loc, f'cache:key: "{text}" cannot contain "/" or be "." or ".."', job)
     return text
 

@@ -31,22 +31,65 @@ from skyrunner.pipeline.model import ParallelOrigin, PipelineJob, Variable, When
 
 __all__ = ["DEFAULT_KEYWORDS", "JobDraft", "draft_job", "expand_parallel", "matrix_names"]
 
-DEFAULT_KEYWORDS = frozenset({
-    "after_script", "artifacts", "before_script", "cache", "hooks", "id_tokens", "image",
-    "interruptible", "retry", "services", "tags", "timeout",
-})
-_IGNORED = frozenset({"coverage", "dast_configuration", "environment", "id_tokens", "identity",
-                      "manual_confirmation", "pages", "publish", "release", "resource_group"})
+DEFAULT_KEYWORDS = frozenset(
+    {
+        "after_script",
+        "artifacts",
+        "before_script",
+        "cache",
+        "hooks",
+        "id_tokens",
+        "image",
+        "interruptible",
+        "retry",
+        "services",
+        "tags",
+        "timeout",
+    }
+)
+_IGNORED = frozenset(
+    {
+        "coverage",
+        "dast_configuration",
+        "environment",
+        "id_tokens",
+        "identity",
+        "manual_confirmation",
+        "pages",
+        "publish",
+        "release",
+        "resource_group",
+    }
+)
 _UNSUPPORTED = {
     "trigger": "trigger jobs (downstream pipelines) are not supported",
     "run": "run: (CI steps) is not supported",
     "secrets": "secrets: (external secret managers) are not supported",
     "inputs": "job inputs are not supported",
 }
-JOB_KEYWORDS = DEFAULT_KEYWORDS | _IGNORED | frozenset({
-    "after_script", "allow_failure", "dependencies", "except", "extends", "inherit", "needs", "only",
-    "parallel", "rules", "script", "stage", "start_in", "variables", "when",
-})
+JOB_KEYWORDS = (
+    DEFAULT_KEYWORDS
+    | _IGNORED
+    | frozenset(
+        {
+            "after_script",
+            "allow_failure",
+            "dependencies",
+            "except",
+            "extends",
+            "inherit",
+            "needs",
+            "only",
+            "parallel",
+            "rules",
+            "script",
+            "stage",
+            "start_in",
+            "variables",
+            "when",
+        }
+    )
+)
 MAX_PARALLEL = 200
 
 
@@ -105,8 +148,11 @@ def _with_defaults(name: str, config: MarkedMap, defaults: MarkedMap) -> MarkedM
 def _when(config: MarkedMap, name: str) -> tuple[When, str | None]:
     raw = config.get("when", "on_success")
     if raw == "never" or raw not in [w.value for w in When]:
-        fail(config.key_loc("when"), f'when: "{raw}" is not one of on_success, on_failure, always, '
-             "manual, delayed", name)
+        fail(
+            config.key_loc("when"),
+            f'when: "{raw}" is not one of on_success, on_failure, always, manual, delayed',
+            name,
+        )
     when = When(raw)
     start_in = config.get("start_in")
     if when is When.DELAYED and start_in is None and "rules" not in config:
@@ -166,10 +212,12 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
         stage=stage,
         script=parse_script(full["script"], full.key_loc("script"), name, "script"),
         location=str(loc),
-        before_script=parse_script(full.get("before_script", []), full.key_loc("before_script"), name,
-                                   "before_script"),
-        after_script=parse_script(full.get("after_script", []), full.key_loc("after_script"), name,
-                                  "after_script"),
+        before_script=parse_script(
+            full.get("before_script", []), full.key_loc("before_script"), name, "before_script"
+        ),
+        after_script=parse_script(
+            full.get("after_script", []), full.key_loc("after_script"), name, "after_script"
+        ),
         pre_get_sources_script=_hooks(full, name),
         when=when,
         start_in=start_in,
@@ -179,8 +227,10 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
         timeout=parse_timeout(full["timeout"], full.key_loc("timeout"), name) if "timeout" in full else None,
         interruptible=_optional_bool(full, "interruptible", name),
         image=parse_image(full.get("image"), full.key_loc("image"), name),
-        services=tuple(parse_service(s, full.key_loc("services"), name)
-                       for s in _list(full.get("services"), full.key_loc("services"), name, "services")),
+        services=tuple(
+            parse_service(s, full.key_loc("services"), name)
+            for s in _list(full.get("services"), full.key_loc("services"), name, "services")
+        ),
         artifacts=parse_artifacts(full.get("artifacts"), full.key_loc("artifacts"), name),
         caches=parse_caches(full.get("cache"), full.key_loc("cache"), name, files),
         variables=parse_variables(full.get("variables"), full.key_loc("variables"), name),
@@ -236,8 +286,10 @@ def expand_parallel(draft: JobDraft) -> list[PipelineJob]:
     if isinstance(raw, int) and not isinstance(raw, bool):
         if not 1 <= raw <= MAX_PARALLEL:
             fail(loc, f"parallel: must be between 1 and {MAX_PARALLEL}", job.name)
-        return [replace(job, name=f"{job.name} {i}/{raw}", parallel=ParallelOrigin(job.name, i, raw))
-                for i in range(1, raw + 1)]
+        return [
+            replace(job, name=f"{job.name} {i}/{raw}", parallel=ParallelOrigin(job.name, i, raw))
+            for i in range(1, raw + 1)
+        ]
     if not isinstance(raw, MarkedMap) or set(raw) != {"matrix"}:
         fail(loc, "parallel: must be a number or a hash with matrix", job.name)
     combos = _matrix(raw["matrix"], raw.key_loc("matrix"), job.name)

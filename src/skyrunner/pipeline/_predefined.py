@@ -29,8 +29,14 @@ def is_protected(checkout: Checkout) -> bool:
     return checkout.ref_type is RefType.BRANCH and checkout.ref_name == checkout.default_branch
 
 
-def commit_variables(checkout: Checkout, *, pipeline_id: int, project_id: int, config_path: str,
-                     pipeline_name: str | None = None) -> Pairs:
+def commit_variables(
+    checkout: Checkout,
+    *,
+    pipeline_id: int,
+    project_id: int,
+    config_path: str,
+    pipeline_name: str | None = None,
+) -> Pairs:
     """Return the project, pipeline, commit and ref variables, in GitLab's order."""
     title = checkout.commit_title
     description = checkout.commit_message.strip().partition("\n")[2].lstrip("\n")

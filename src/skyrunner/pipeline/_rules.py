@@ -24,11 +24,19 @@ from skyrunner.pipeline._yaml import Loc, MarkedMap, fail
 from skyrunner.pipeline.checkout import Checkout, RefType
 from skyrunner.pipeline.model import Variable
 
-__all__ = ["JOB_RULE_KEYS", "WORKFLOW_RULE_KEYS", "RuleContext", "RuleMatch", "check_if",
-           "match_rules", "only_except_pass"]
+__all__ = [
+    "JOB_RULE_KEYS",
+    "WORKFLOW_RULE_KEYS",
+    "RuleContext",
+    "RuleMatch",
+    "check_if",
+    "match_rules",
+    "only_except_pass",
+]
 
-JOB_RULE_KEYS = frozenset({"if", "changes", "exists", "when", "allow_failure", "variables", "needs",
-                           "interruptible", "start_in"})
+JOB_RULE_KEYS = frozenset(
+    {"if", "changes", "exists", "when", "allow_failure", "variables", "needs", "interruptible", "start_in"}
+)
 WORKFLOW_RULE_KEYS = frozenset({"if", "changes", "exists", "when", "variables", "auto_cancel"})
 INCLUDE_RULE_KEYS = frozenset({"if", "changes", "exists", "when"})
 _JOB_WHEN = ("on_success", "on_failure", "always", "manual", "delayed", "never")
@@ -44,8 +52,9 @@ class RuleContext:
 
     def expand(self, text: str) -> str:
         """Expand ``$VAR`` and ``${VAR}`` in a path, as GitLab does for changes/exists/include."""
-        return re.sub(r"\$(?:\{(\w+)\}|(\w+))",
-                      lambda m: self.variables.get(m.group(1) or m.group(2), ""), text)
+        return re.sub(
+            r"\$(?:\{(\w+)\}|(\w+))", lambda m: self.variables.get(m.group(1) or m.group(2), ""), text
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +135,13 @@ def _holds(rule: MarkedMap, ctx: RuleContext, job: str | None) -> bool:
 
 
 def match_rules(
-    rules: object, loc: Loc, job: str | None, ctx: RuleContext, *,
-    allowed: frozenset[str] = JOB_RULE_KEYS, whens: tuple[str, ...] = _JOB_WHEN,
+    rules: object,
+    loc: Loc,
+    job: str | None,
+    ctx: RuleContext,
+    *,
+    allowed: frozenset[str] = JOB_RULE_KEYS,
+    whens: tuple[str, ...] = _JOB_WHEN,
 ) -> RuleMatch | None:
     """Return the first matching rule's attributes, or ``None`` when no rule matches."""
     flat = _flat_rules(rules, loc, job)
@@ -179,8 +193,11 @@ def _policy_parts(value: object, loc: Loc, job: str | None, key: str) -> dict[st
     for part in value:
         if part not in ("refs", "variables", "changes", "kubernetes"):
             fail(value.key_loc(part), f'{key}: unknown keyword "{part}"', job)
-    parts: dict[str, Any] = {k: parse_strings(v, value.key_loc(k), job, f"{key}:{k}")
-                             for k, v in value.items() if k != "kubernetes"}
+    parts: dict[str, Any] = {
+        k: parse_strings(v, value.key_loc(k), job, f"{key}:{k}")
+        for k, v in value.items()
+        if k != "kubernetes"
+    }
     for expr in parts.get("variables", ()):
         check_if(expr, value.key_loc("variables"), job)
     if "kubernetes" in value:

@@ -43,8 +43,9 @@ class MarkedMap(dict[str, Any]):
     loc: Loc
     key_locs: dict[str, Loc]
 
-    def __init__(self, loc: Loc, items: dict[str, Any] | None = None,
-                 key_locs: dict[str, Loc] | None = None) -> None:
+    def __init__(
+        self, loc: Loc, items: dict[str, Any] | None = None, key_locs: dict[str, Loc] | None = None
+    ) -> None:
         super().__init__(items or {})
         self.loc = loc
         self.key_locs = dict(key_locs or {})
@@ -104,8 +105,10 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> MarkedSeq:
 
 def _construct_reference(loader: _Loader, node: yaml.Node) -> Reference:
     loc = loader.loc(node)
-    if not isinstance(node, yaml.SequenceNode) or not node.value or not all(
-        isinstance(item, yaml.ScalarNode) for item in node.value
+    if (
+        not isinstance(node, yaml.SequenceNode)
+        or not node.value
+        or not all(isinstance(item, yaml.ScalarNode) for item in node.value)
     ):
         fail(loc, "!reference must be a sequence of names, like !reference [job, key]")
     return Reference(tuple(str(loader.construct_scalar(item)) for item in node.value), loc)

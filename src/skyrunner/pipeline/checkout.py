@@ -75,7 +75,10 @@ def _git(root: Path, *args: str, check: bool = True) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-c", "core.quotepath=off", *args],
-            cwd=root, capture_output=True, text=True, check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError as exc:
         raise ConfigError(f"{root}: cannot run git: {exc.strerror}") from exc

@@ -60,8 +60,9 @@ def load_pipeline(path: Path, checkout: Checkout, *, variables: Mapping[str, str
     return build_pipeline(main, lambda p: read_source(checkout, p), checkout, variables=variables)
 
 
-def build_pipeline(main: str, read: Callable[[str], str | None], checkout: Checkout, *,
-                   variables: Mapping[str, str] = {}) -> Pipeline:
+def build_pipeline(
+    main: str, read: Callable[[str], str | None], checkout: Checkout, *, variables: Mapping[str, str] = {}
+) -> Pipeline:
     """Build the pipeline of the repository file ``main``, reading files through ``read``."""
     overrides = tuple(Variable(k, v) for k, v in variables.items())
     base = dict(commit_variables(checkout, pipeline_id=1, project_id=1, config_path=main))
@@ -72,13 +73,19 @@ def build_pipeline(main: str, read: Callable[[str], str | None], checkout: Check
     context = RuleContext({**base, **{v.key: v.value for v in global_vars}, **variables}, checkout)
     workflow = _workflow(config, context)
     defaults = _defaults(config)
-    drafts = [draft_job(name, value, defaults, checkout.files, config.key_loc(name))
-              for name, value in config.items() if name not in GLOBAL_KEYWORDS and not name.startswith(".")]
+    drafts = [
+        draft_job(name, value, defaults, checkout.files, config.key_loc(name))
+        for name, value in config.items()
+        if name not in GLOBAL_KEYWORDS and not name.startswith(".")
+    ]
     candidates = [(draft, job) for draft in drafts for job in expand_parallel(draft)]
     for draft, job in candidates:
         if job.stage not in stages:
-            fail(draft.config.key_loc("stage"), f'stage: "{job.stage}" is not defined; available stages '
-                 f"are {', '.join(stages)}", job.name)
+            fail(
+                draft.config.key_loc("stage"),
+                f'stage: "{job.stage}" is not defined; available stages are {", ".join(stages)}',
+                job.name,
+            )
     everything = [job for _, job in candidates]
     locs = {job.name: draft.loc for draft, job in candidates}
     resolved = [(d, _with_static_needs(d, j, everything, stages)) for d, j in candidates]
@@ -96,9 +103,16 @@ def build_pipeline(main: str, read: Callable[[str], str | None], checkout: Check
 
 def _include_rules(ctx: RuleContext) -> Callable[[object, Loc], bool]:
     def rules_pass(rules: object, loc: Loc) -> bool:
-        match = match_rules(rules, loc, None, ctx, allowed=frozenset({"if", "changes", "exists", "when"}),
-                            whens=("always", "never"))
+        match = match_rules(
+            rules,
+            loc,
+            None,
+            ctx,
+            allowed=frozenset({"if", "changes", "exists", "when"}),
+            whens=("always", "never"),
+        )
         return match is not None and match.when != "never"
+
     return rules_pass
 
 
@@ -136,8 +150,9 @@ def _workflow(config: MarkedMap, ctx: RuleContext) -> Workflow:
     name = str(raw["name"]) if raw.get("name") is not None else None
     if "rules" not in raw:
         return Workflow(True, name)
-    match = match_rules(raw["rules"], raw.key_loc("rules"), None, ctx, allowed=WORKFLOW_RULE_KEYS,
-                        whens=("always", "never"))
+    match = match_rules(
+        raw["rules"], raw.key_loc("rules"), None, ctx, allowed=WORKFLOW_RULE_KEYS, whens=("always", "never")
+    )
     if match is None or match.when == "never":
         return Workflow(False, name)
     return Workflow(True, name, match.variables)
@@ -154,14 +169,25 @@ def _need_entries(raw: object, loc: Loc, job: str) -> list[tuple[str, bool, bool
             continue
         if not isinstance(item, MarkedMap) or "job" not in item:
             kind = next(iter(item), "") if isinstance(item, MarkedMap) else ""
-            fail(loc, f"needs: {kind} is not supported" if kind in ("pipeline", "project") else
-                 "needs: each entry must be a job name or a hash with job", job)
+            fail(
+                loc,
+                f"needs: {kind} is not supported"
+                if kind in ("pipeline", "project")
+                else "needs: each entry must be a job name or a hash with job",
+                job,
+            )
         for key in item:
             if key not in ("job", "artifacts", "optional", "parallel"):
                 fail(item.key_loc(key), f'needs: unknown keyword "{key}"', job)
         matrix = item["parallel"].get("matrix") if isinstance(item.get("parallel"), MarkedMap) else None
-        entries.append((str(item["job"]), item.get("artifacts", True) is not False,
-                        item.get("optional", False) is True, matrix))
+        entries.append(
+            (
+                str(item["job"]),
+                item.get("artifacts", True) is not False,
+                item.get("optional", False) is True,
+                matrix,
+            )
+        )
     return entries
 
 
@@ -172,8 +198,9 @@ def _expand_name(name: str, matrix: object, jobs: Sequence[PipelineJob], loc: Lo
     return exact or [job.name for job in jobs if job.parallel is not None and job.parallel.base == name]
 
 
-def _resolve_needs(raw: object, loc: Loc, job: PipelineJob, defined: Sequence[PipelineJob],
-                   stages: Sequence[str]) -> tuple[Need, ...]:
+def _resolve_needs(
+    raw: object, loc: Loc, job: PipelineJob, defined: Sequence[PipelineJob], stages: Sequence[str]
+) -> tuple[Need, ...]:
     needs: list[Need] = []
     rank = {other.name: stages.index(other.stage) for other in defined}
     for name, artifacts, optional, matrix in _need_entries(raw, loc, job.name):
@@ -192,11 +219,15 @@ def defined_stage(jobs: Sequence[PipelineJob], name: str) -> str:
     return next(job.stage for job in jobs if job.name == name)
 
 
-def _with_static_needs(draft: JobDraft, job: PipelineJob, everything: Sequence[PipelineJob],
-                       stages: Sequence[str]) -> PipelineJob:
+def _with_static_needs(
+    draft: JobDraft, job: PipelineJob, everything: Sequence[PipelineJob], stages: Sequence[str]
+) -> PipelineJob:
     config = draft.config
-    needs = (_resolve_needs(config["needs"], config.key_loc("needs"), job, everything, stages)
-             if config.get("needs") is not None else None)
+    needs = (
+        _resolve_needs(config["needs"], config.key_loc("needs"), job, everything, stages)
+        if config.get("needs") is not None
+        else None
+    )
     dependencies = None
     if "dependencies" in config:
         loc = config.key_loc("dependencies")
@@ -217,8 +248,9 @@ def _with_static_needs(draft: JobDraft, job: PipelineJob, everything: Sequence[P
 class _Scope:
     """What evaluating one job's rules needs besides the job: the pipeline so far and all jobs."""
 
-    def __init__(self, pipeline: Pipeline, ctx: RuleContext, everything: Sequence[PipelineJob],
-                 stages: Sequence[str]) -> None:
+    def __init__(
+        self, pipeline: Pipeline, ctx: RuleContext, everything: Sequence[PipelineJob], stages: Sequence[str]
+    ) -> None:
         self.pipeline, self.ctx, self.everything, self.stages = pipeline, ctx, everything, stages
 
     def variables(self, job: PipelineJob) -> dict[str, str]:
@@ -245,8 +277,13 @@ class _Scope:
         allow_failure = job.allow_failure if "allow_failure" in config else False
         if match.allow_failure is not None:
             allow_failure = match.allow_failure
-        job = replace(job, when=when, allow_failure=allow_failure, rules_variables=match.variables,
-                      start_in=match.start_in or job.start_in)
+        job = replace(
+            job,
+            when=when,
+            allow_failure=allow_failure,
+            rules_variables=match.variables,
+            start_in=match.start_in or job.start_in,
+        )
         if match.interruptible is not None:
             job = replace(job, interruptible=match.interruptible)
         if match.needs is not None:
@@ -265,8 +302,12 @@ def _with_final_needs(kept: list[PipelineJob], locs: Mapping[str, Loc]) -> list[
         if needs is not None:
             for need in needs:
                 if need.job not in present and not need.optional:
-                    fail(locs[job.name], f'needs: "{need.job}" is not in the pipeline (its rules, only or '
-                         "except left it out); mark it optional: true to allow that", job.name)
+                    fail(
+                        locs[job.name],
+                        f'needs: "{need.job}" is not in the pipeline (its rules, only or '
+                        "except left it out); mark it optional: true to allow that",
+                        job.name,
+                    )
             needs = tuple(n for n in needs if n.job in present)
         deps = tuple(d for d in job.dependencies if d in present) if job.dependencies is not None else None
         final.append(replace(job, needs=needs, dependencies=deps))
@@ -281,7 +322,7 @@ def _check_cycles(jobs: Sequence[PipelineJob], locs: Mapping[str, Loc]) -> None:
         state[name] = 1
         for target in graph.get(name, ()):
             if state.get(target) == 1:
-                cycle = [*path[path.index(target):], target]
+                cycle = [*path[path.index(target) :], target]
                 fail(locs[target], "needs: cycle " + " -> ".join(cycle), target)
             if state.get(target) is None:
                 visit(target, [*path, target])

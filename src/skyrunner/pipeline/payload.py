@@ -37,24 +37,58 @@ DEFAULT_GIT_DEPTH = 20  # GitLab's default git depth for new projects
 
 # app/models/concerns/enums/ci/commit_status.rb, in GitLab's order
 FAILURE_REASONS: tuple[str, ...] = (
-    "unknown_failure", "script_failure", "api_failure", "stuck_or_timeout_failure",
-    "runner_system_failure", "missing_dependency_failure", "runner_unsupported", "stale_schedule",
-    "job_execution_timeout", "archived_failure", "unmet_prerequisites", "scheduler_failure",
-    "data_integrity_failure", "forward_deployment_failure", "user_blocked", "project_deleted",
-    "ci_quota_exceeded", "pipeline_loop_detected", "no_matching_runner", "trace_size_exceeded",
-    "builds_disabled", "environment_creation_failure", "deployment_rejected",
-    "failed_outdated_deployment_job", "job_execution_server_timeout",
-    "stuck_pending_with_matching_runners", "stuck_pending_no_matching_runners", "no_updates_running",
-    "no_updates_canceling", "server_timeout_running", "server_timeout_canceling",
-    "runner_configuration_error", "runner_external_dependency_failure", "runner_interrupted",
-    "protected_environment_failure", "insufficient_bridge_permissions",
-    "downstream_bridge_project_not_found", "invalid_bridge_trigger",
-    "upstream_bridge_project_not_found", "insufficient_upstream_permissions",
-    "bridge_pipeline_is_child_pipeline", "downstream_pipeline_creation_failed",
-    "secrets_provider_not_found", "reached_max_descendant_pipelines_depth", "ip_restriction_failure",
-    "reached_max_pipeline_hierarchy_size", "reached_downstream_pipeline_trigger_rate_limit",
-    "duo_workflow_not_allowed", "job_router_failure", "job_token_expired",
-    "id_token_burned_project_path", "downstream_project_trigger_resolved_to_empty",
+    "unknown_failure",
+    "script_failure",
+    "api_failure",
+    "stuck_or_timeout_failure",
+    "runner_system_failure",
+    "missing_dependency_failure",
+    "runner_unsupported",
+    "stale_schedule",
+    "job_execution_timeout",
+    "archived_failure",
+    "unmet_prerequisites",
+    "scheduler_failure",
+    "data_integrity_failure",
+    "forward_deployment_failure",
+    "user_blocked",
+    "project_deleted",
+    "ci_quota_exceeded",
+    "pipeline_loop_detected",
+    "no_matching_runner",
+    "trace_size_exceeded",
+    "builds_disabled",
+    "environment_creation_failure",
+    "deployment_rejected",
+    "failed_outdated_deployment_job",
+    "job_execution_server_timeout",
+    "stuck_pending_with_matching_runners",
+    "stuck_pending_no_matching_runners",
+    "no_updates_running",
+    "no_updates_canceling",
+    "server_timeout_running",
+    "server_timeout_canceling",
+    "runner_configuration_error",
+    "runner_external_dependency_failure",
+    "runner_interrupted",
+    "protected_environment_failure",
+    "insufficient_bridge_permissions",
+    "downstream_bridge_project_not_found",
+    "invalid_bridge_trigger",
+    "upstream_bridge_project_not_found",
+    "insufficient_upstream_permissions",
+    "bridge_pipeline_is_child_pipeline",
+    "downstream_pipeline_creation_failed",
+    "secrets_provider_not_found",
+    "reached_max_descendant_pipelines_depth",
+    "ip_restriction_failure",
+    "reached_max_pipeline_hierarchy_size",
+    "reached_downstream_pipeline_trigger_rate_limit",
+    "duo_workflow_not_allowed",
+    "job_router_failure",
+    "job_token_expired",
+    "id_token_burned_project_path",
+    "downstream_project_trigger_resolved_to_empty",
 )
 
 # Ci::JobArtifact DEFAULT_FILE_NAMES and TYPE_AND_FORMAT_PAIRS for each report type
@@ -87,8 +121,9 @@ REPORT_FILES: dict[str, tuple[str, str]] = {
 }
 
 
-def _variable(key: str, value: str, *, public: bool = True, masked: bool = False,
-              raw: bool = False) -> dict[str, Any]:
+def _variable(
+    key: str, value: str, *, public: bool = True, masked: bool = False, raw: bool = False
+) -> dict[str, Any]:
     item: dict[str, Any] = {"key": key, "value": value, "public": public, "masked": masked}
     if raw:
         item["raw"] = True
@@ -99,8 +134,18 @@ def _yaml_variables(variables: Sequence[Variable]) -> list[dict[str, Any]]:
     return [_variable(v.key, v.value, raw=v.raw) for v in variables]
 
 
-def _variables(pipeline: Pipeline, job: PipelineJob, checkout: Checkout, *, job_id: int, job_token: str,
-               server_url: str, repo_url: str, pipeline_id: int, project_id: int) -> list[dict[str, Any]]:
+def _variables(
+    pipeline: Pipeline,
+    job: PipelineJob,
+    checkout: Checkout,
+    *,
+    job_id: int,
+    job_token: str,
+    server_url: str,
+    repo_url: str,
+    pipeline_id: int,
+    project_id: int,
+) -> list[dict[str, Any]]:
     base = server_url.rstrip("/")
     predefined = [
         _variable("CI_JOB_ID", str(job_id)),
@@ -108,8 +153,13 @@ def _variables(pipeline: Pipeline, job: PipelineJob, checkout: Checkout, *, job_
         _variable("CI_JOB_TOKEN", job_token, public=False, masked=True),
         _variable("CI_REPOSITORY_URL", repo_url, public=False),
     ]
-    pairs = commit_variables(checkout, pipeline_id=pipeline_id, project_id=project_id,
-                             config_path=pipeline.path, pipeline_name=pipeline.workflow.name)
+    pairs = commit_variables(
+        checkout,
+        pipeline_id=pipeline_id,
+        project_id=project_id,
+        config_path=pipeline.path,
+        pipeline_name=pipeline.workflow.name,
+    )
     pairs += server_variables(server_url, checkout.project_path, pipeline_id)
     pairs += job_variables(job)
     pairs.append(("GIT_DEPTH", str(_git_depth(pipeline, job))))
@@ -159,18 +209,32 @@ def _artifacts(artifacts: Artifacts | None) -> list[dict[str, Any]]:
         return []
     entries: list[dict[str, Any]] = []
     if artifacts.paths or artifacts.untracked:
-        archive: dict[str, Any] = {"name": artifacts.name, "untracked": artifacts.untracked,
-                                   "paths": list(artifacts.paths)}
+        archive: dict[str, Any] = {
+            "name": artifacts.name,
+            "untracked": artifacts.untracked,
+            "paths": list(artifacts.paths),
+        }
         if artifacts.exclude:
             archive["exclude"] = list(artifacts.exclude)
-        archive.update(when=artifacts.when.value, expire_in=artifacts.expire_in,
-                       artifact_type="archive", artifact_format="zip")
+        archive.update(
+            when=artifacts.when.value,
+            expire_in=artifacts.expire_in,
+            artifact_type="archive",
+            artifact_format="zip",
+        )
         entries.append(archive)
     for report in artifacts.reports:
         name, fmt = REPORT_FILES[report.type]
-        entries.append({"name": name, "paths": list(report.paths), "when": "always",
-                        "expire_in": artifacts.expire_in, "artifact_type": report.type,
-                        "artifact_format": fmt})
+        entries.append(
+            {
+                "name": name,
+                "paths": list(report.paths),
+                "when": "always",
+                "expire_in": artifacts.expire_in,
+                "artifact_type": report.type,
+                "artifact_format": fmt,
+            }
+        )
     return entries
 
 
@@ -186,11 +250,25 @@ def _cache(cache: Cache, suffix: str) -> dict[str, Any]:
 
 
 def _steps(job: PipelineJob, timeout: int) -> list[dict[str, Any]]:
-    steps = [{"name": "script", "script": [*job.before_script, *job.script], "timeout": timeout,
-              "when": "on_success", "allow_failure": False}]
+    steps = [
+        {
+            "name": "script",
+            "script": [*job.before_script, *job.script],
+            "timeout": timeout,
+            "when": "on_success",
+            "allow_failure": False,
+        }
+    ]
     if job.after_script:
-        steps.append({"name": "after_script", "script": list(job.after_script), "timeout": timeout,
-                      "when": "always", "allow_failure": True})
+        steps.append(
+            {
+                "name": "after_script",
+                "script": list(job.after_script),
+                "timeout": timeout,
+                "when": "always",
+                "allow_failure": True,
+            }
+        )
     return steps
 
 
@@ -215,9 +293,19 @@ def _git_info(checkout: Checkout, repo_url: str, pipeline_id: int, depth: int) -
     }
 
 
-def build_job_payload(pipeline: Pipeline, job: PipelineJob, *, job_id: int, job_token: str, server_url: str,
-                      repo_url: str, checkout: Checkout, dependencies: Sequence[tuple[int, str, str]],
-                      pipeline_id: int = 1, project_id: int = 1) -> dict[str, Any]:
+def build_job_payload(
+    pipeline: Pipeline,
+    job: PipelineJob,
+    *,
+    job_id: int,
+    job_token: str,
+    server_url: str,
+    repo_url: str,
+    checkout: Checkout,
+    dependencies: Sequence[tuple[int, str, str]],
+    pipeline_id: int = 1,
+    project_id: int = 1,
+) -> dict[str, Any]:
     """Return the JobResponse JSON GitLab would send for ``job``.
 
     ``dependencies`` are ``(job id, job name, artifacts file name)`` of the jobs whose artifacts
@@ -230,17 +318,34 @@ def build_job_payload(pipeline: Pipeline, job: PipelineJob, *, job_id: int, job_
         "id": job_id,
         "token": job_token,
         "allow_git_fetch": True,
-        "job_info": {"id": job_id, "name": job.name, "stage": job.stage, "pipeline_id": pipeline_id,
-                     "project_id": project_id, "project_name": checkout.project_name,
-                     "project_full_path": checkout.project_path},
+        "job_info": {
+            "id": job_id,
+            "name": job.name,
+            "stage": job.stage,
+            "pipeline_id": pipeline_id,
+            "project_id": project_id,
+            "project_name": checkout.project_name,
+            "project_full_path": checkout.project_path,
+        },
         "git_info": _git_info(checkout, repo_url, pipeline_id, _git_depth(pipeline, job)),
         "runner_info": {"timeout": timeout, "runner_session_url": None},
-        "variables": _variables(pipeline, job, checkout, job_id=job_id, job_token=job_token,
-                                server_url=server_url, repo_url=repo_url, pipeline_id=pipeline_id,
-                                project_id=project_id),
+        "variables": _variables(
+            pipeline,
+            job,
+            checkout,
+            job_id=job_id,
+            job_token=job_token,
+            server_url=server_url,
+            repo_url=repo_url,
+            pipeline_id=pipeline_id,
+            project_id=project_id,
+        ),
         "steps": _steps(job, timeout),
-        "hooks": ([{"name": "pre_get_sources_script", "script": list(job.pre_get_sources_script)}]
-                  if job.pre_get_sources_script else []),
+        "hooks": (
+            [{"name": "pre_get_sources_script", "script": list(job.pre_get_sources_script)}]
+            if job.pre_get_sources_script
+            else []
+        ),
         "image": _image(job.image) if job.image is not None else None,
         "services": [_service(s) for s in job.services],
         "artifacts": _artifacts(job.artifacts),

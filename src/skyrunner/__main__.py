@@ -1,0 +1,5 @@
+"""``python -m skyrunner``: the same as the ``skyrunner`` command."""
+
+from skyrunner.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The executor interface: where a job's phases run.
+
+An executor is created per job by its factory. The JobRunner calls, in order, :meth:`prepare`
+(the ``prepare_executor`` stage: processes or a pod are set up and the job's run directory is
+written), :meth:`run_phase` for ``prepare``, ``build`` and ``finish`` (each phase is run by the
+sequencer, whose output goes to the trace), and :meth:`cleanup`, always. :meth:`stop` may come at
+any time, from another task, and makes the running phase end soon (see ``CancelReason``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from skyrunner.helper.plan import HelperPlan
+from skyrunner.job.outcome import CancelReason, FailureReason
+from skyrunner.job.script import JobScript, Phase
+from skyrunner.job.spec import JobSpec
+from skyrunner.job.variables import JobVariables
+
+__all__ = [
+    "Executor",
+    "ExecutorFactory",
+    "JobLayout",
+    "PhaseResult",
+    "PreparedJob",
+    "Slot",
+    "TraceWriter",
+]
+
+
+class TraceWriter(Protocol):
+    """Where executors write: the job's TraceSink."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_line(self, text: str, color: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """The job's concurrency slot: ``CI_CONCURRENT_ID`` and ``CI_CONCURRENT_PROJECT_ID``."""
+
+    concurrent_id: int = 0
+    project_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobLayout:
+    """Where the job's files live, as seen from inside the job's environment."""
+
+    builds_dir: str
+    project_dir: str
+    tmp_dir: str
+    run_dir: str
+    cache_dir: str
+    shared_environment: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """Everything an executor needs to run a job; built by the JobRunner, no secrets in repr."""
+
+    spec: JobSpec
+    layout: JobLayout
+    variables: JobVariables
+    script: JobScript
+    plan: HelperPlan
+    stop_reason_file: str = "stop"
+
+    def environment(self) -> dict[str, str]:
+        return self.variables.environment()
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseResult:
+    """How a phase ended: each stage's exit code, and the phase's own exit code.
+
+    ``failure`` is set when the environment, not the script, ended the phase (an OOM kill, an
+    evicted pod, an image that cannot be pulled), with the reason to report.
+    """
+
+    exit_code: int
+    stages: Mapping[str, int] = field(default_factory=dict)
+    failure: str = ""
+    failure_reason: FailureReason | None = None
+
+    def failed_stage(self) -> tuple[str, int] | None:
+        """The first stage that exited non-zero, with its code."""
+        for stage, code in self.stages.items():
+            if code != 0:
+                return stage, code
+        return None
+
+
+class Executor(Protocol):
+    """Runs one job's phases."""
+
+    name: str
+
+    def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout: ...
+
+    async def prepare(self, job: PreparedJob, trace: TraceWriter) -> None: ...
+
+    async def run_phase(self, phase: Phase, trace: TraceWriter) -> PhaseResult: ...
+
+    async def stop(self, reason: CancelReason) -> None: ...
+
+    async def cleanup(self) -> None: ...
+
+
+class ExecutorFactory(Protocol):
+    """Makes one executor per job."""
+
+    name: str
+
+    def create(self, job_id: int) -> Executor: ...
