@@ -106,7 +106,7 @@ class JobRunner:
         executor: Executor,
         settings: JobSettings,
         identity: RunnerIdentity,
-        slot: Slot = Slot(),
+        slot: Slot | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._payload = payload
@@ -114,7 +114,7 @@ class JobRunner:
         self._executor = executor
         self._settings = settings
         self._identity = identity
-        self._slot = slot
+        self._slot = slot or Slot()
         self._clock = clock
         self._cancel_reason: CancelReason | None = None
         self._aborted = False

@@ -25,7 +25,7 @@ class JobSettings:
     short_token: str
     system_id: str
     server_url: str
-    runner_token: SecretStr = SecretStr("")
+    runner_token: SecretStr = field(default_factory=lambda: SecretStr(""))
     runner_id: int | None = None
     output_limit_kib: int = 4096
     environment: tuple[tuple[str, str], ...] = ()
