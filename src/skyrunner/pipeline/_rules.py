@@ -220,12 +220,8 @@ def _part_holds(part: str, values: Any, ctx: RuleContext) -> bool:
 
 def only_except_pass(only: object, except_: object, loc: Loc, job: str | None, ctx: RuleContext) -> bool:
     """Return whether ``only`` holds in every part and ``except`` in none (defaults: in)."""
-    if only is not None:
-        parts = _policy_parts(only, loc, job, "only")
-        if not all(_part_holds(k, v, ctx) for k, v in parts.items()):
-            return False
-    if except_ is not None:
-        parts = _policy_parts(except_, loc, job, "except")
-        if any(_part_holds(k, v, ctx) for k, v in parts.items()):
-            return False
-    return True
+    only_parts = _policy_parts(only, loc, job, "only") if only is not None else {}
+    except_parts = _policy_parts(except_, loc, job, "except") if except_ is not None else {}
+    if not all(_part_holds(k, v, ctx) for k, v in only_parts.items()):
+        return False
+    return not any(_part_holds(k, v, ctx) for k, v in except_parts.items())

@@ -314,19 +314,11 @@ def build_job_payload(
     """
     timeout = job.timeout or DEFAULT_TIMEOUT
     suffix = "-protected" if is_protected(checkout) else "-non_protected"
-    payload: dict[str, Any] = {
+    return {
         "id": job_id,
         "token": job_token,
         "allow_git_fetch": True,
-        "job_info": {
-            "id": job_id,
-            "name": job.name,
-            "stage": job.stage,
-            "pipeline_id": pipeline_id,
-            "project_id": project_id,
-            "project_name": checkout.project_name,
-            "project_full_path": checkout.project_path,
-        },
+        "job_info": _job_info(job, checkout, job_id, pipeline_id, project_id),
         "git_info": _git_info(checkout, repo_url, pipeline_id, _git_depth(pipeline, job)),
         "runner_info": {"timeout": timeout, "runner_session_url": None},
         "variables": _variables(
@@ -341,11 +333,7 @@ def build_job_payload(
             project_id=project_id,
         ),
         "steps": _steps(job, timeout),
-        "hooks": (
-            [{"name": "pre_get_sources_script", "script": list(job.pre_get_sources_script)}]
-            if job.pre_get_sources_script
-            else []
-        ),
+        "hooks": _hooks(job),
         "image": _image(job.image) if job.image is not None else None,
         "services": [_service(s) for s in job.services],
         "artifacts": _artifacts(job.artifacts),
@@ -354,7 +342,25 @@ def build_job_payload(
         "features": {"trace_sections": True, "failure_reasons": list(FAILURE_REASONS)},
         "dependencies": [_dependency(dep, job_token) for dep in dependencies],
     }
-    return payload
+
+
+def _job_info(job: PipelineJob, checkout: Checkout, job_id: int, pipeline_id: int,
+              project_id: int) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "name": job.name,
+        "stage": job.stage,
+        "pipeline_id": pipeline_id,
+        "project_id": project_id,
+        "project_name": checkout.project_name,
+        "project_full_path": checkout.project_path,
+    }
+
+
+def _hooks(job: PipelineJob) -> list[dict[str, Any]]:
+    if not job.pre_get_sources_script:
+        return []
+    return [{"name": "pre_get_sources_script", "script": list(job.pre_get_sources_script)}]
 
 
 def _dependency(dependency: tuple[int, str, str], job_token: str) -> dict[str, Any]:
