@@ -100,6 +100,8 @@ def build_middleware(state: CoordinatorState) -> Middleware:
             response.headers.setdefault(
                 "X-Request-Id", request.headers.get("X-Request-Id", secrets.token_hex(16))
             )
+        if not state.record_requests:
+            return response
         state.requests.append(
             RecordedRequest(
                 method=request.method,

@@ -71,6 +71,7 @@ class CoordinatorState:
         self.final_update_202 = 0
         self.final_update_202_interval = 1
         self.trace_size_limit: int | None = None
+        self.record_requests = True
         self.runners: dict[str, FakeRunner] = {}
         self.jobs: dict[int, FakeJob] = {}
         self.archives: dict[int, Archive] = {}

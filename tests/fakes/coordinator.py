@@ -165,6 +165,15 @@ class FakeCoordinator:
         self.state.final_update_202_interval = value
 
     @property
+    def record_requests(self) -> bool:
+        """Whether :attr:`requests` grows (turn it off for long benchmarks)."""
+        return self.state.record_requests
+
+    @record_requests.setter
+    def record_requests(self, value: bool) -> None:
+        self.state.record_requests = value
+
+    @property
     def trace_size_limit(self) -> int | None:
         return self.state.trace_size_limit
 

@@ -384,6 +384,11 @@ async def test_enqueue_many_supplies_jobs_on_demand(
     ids = [(await request_job(client, runner.token)).json()["id"] for _ in range(3)]
     assert len(set(ids)) == 3 and all(gitlab.jobs[i].state is JobState.RUNNING for i in ids)
     assert (await request_job(client, runner.token)).status_code == 204
+    gitlab.enqueue_many(repo)  # endless
+    gitlab.record_requests = False
+    answers = [await request_job(client, runner.token) for _ in range(5)]
+    assert [a.status_code for a in answers] == [201] * 5
+    assert gitlab.requests[-1].path == "/api/v4/jobs/request" and gitlab.requests[-1].status == 204
 
 
 # -- the payload ---------------------------------------------------------------------------------------
