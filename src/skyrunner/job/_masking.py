@@ -123,6 +123,11 @@ class Masker:
         self._pending = buf[len(buf) - hold :]
         return bytes(out)
 
+    @property
+    def holding(self) -> bool:
+        """Whether bytes are held back: the output so far does not yet end where the input ends."""
+        return bool(self._pending) or self._skip is not None
+
     def flush(self) -> bytes:
         """Emit what is held back: the stream has ended."""
         pending, self._pending = self._pending, b""

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from skyrunner.job.settings import JobSettings
 from skyrunner.job.spec import JobSpec, Stage, parse_job_identity, parse_job_spec
 from skyrunner.job.trace import TraceSink
 
-__all__ = ["JobRunner", "decide_outcome", "job_logger"]
+__all__ = ["JobRunner", "ResumePoint", "decide_outcome", "job_logger"]
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,23 @@ def _masked_values(payload: Mapping[str, Any]) -> list[str]:
     return [v for v in values if v]
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where an adopted job stands: its trace up to a checkpoint, and the phase running then.
+
+    A runner that restarts while a job's pod keeps running adopts the job: the trace resumes at
+    ``trace_offset`` (``trace_crc`` is the CRC-32 of the bytes before it), nothing before
+    ``phase`` runs again, and the job timeout counts ``elapsed_s`` already spent.
+    """
+
+    trace_offset: int
+    trace_crc: int
+    phase: Phase
+    elapsed_s: float = 0.0
+
+
 class JobRunner:
-    """Runs one job from acceptance to the final update."""
+    """Runs one job from acceptance to the final update (or from a ResumePoint)."""
 
     def __init__(
         self,
@@ -108,6 +124,7 @@ class JobRunner:
         identity: RunnerIdentity,
         slot: Slot | None = None,
         clock: Callable[[], float] = time.time,
+        resume: ResumePoint | None = None,
     ) -> None:
         self._payload = payload
         self._coordinator = coordinator
@@ -116,6 +133,7 @@ class JobRunner:
         self._identity = identity
         self._slot = slot or Slot()
         self._clock = clock
+        self._resume = resume
         self._cancel_reason: CancelReason | None = None
         self._aborted = False
         self._stage_task: asyncio.Task[JobOutcome] | None = None
@@ -156,14 +174,19 @@ class JobRunner:
         masker = Masker(
             [*_masked_values(self._payload), self._settings.runner_token.get_secret_value()], prefixes
         )
+        resume = self._resume
         trace = TraceSink(
             self._coordinator, ref, masker, output_limit=self._settings.output_limit_bytes,
             on_remote_state=self._on_remote_state,
+            start_offset=resume.trace_offset if resume else 0, start_crc=resume.trace_crc if resume else 0,
         )  # fmt: skip
         self.trace = trace
-        if not await self._accept(ref, jlog):
-            return None
-        jlog.info("job received")
+        if resume is None:
+            if not await self._accept(ref, jlog):
+                return None
+            jlog.info("job received")
+        else:
+            jlog.info("job adopted at trace offset %d, phase %s", resume.trace_offset, resume.phase.value)
         outcome = JobOutcome.interrupted()
         async with asyncio.TaskGroup() as group:
             group.create_task(trace.run(), name=f"job-{ident.id}:trace")
@@ -196,13 +219,15 @@ class JobRunner:
         return True
 
     async def _lifecycle(self, trace: TraceSink) -> JobOutcome:
-        self._write_header(trace)
+        if self._resume is None:
+            self._write_header(trace)
         try:
             spec = parse_job_spec(self._payload)
         except JobSpecError as exc:
             return JobOutcome.system_failure(str(exc))
         self._spec = spec
-        timer = asyncio.get_running_loop().call_later(spec.timeout_s, self.cancel, CancelReason.TIMEOUT)
+        remaining = spec.timeout_s - (self._resume.elapsed_s if self._resume else 0.0)
+        timer = asyncio.get_running_loop().call_later(max(remaining, 0.0), self.cancel, CancelReason.TIMEOUT)
         try:
             return await self._run_phases(spec, trace)
         except (ExecutorError, JobSpecError) as exc:
@@ -220,16 +245,22 @@ class JobRunner:
             spec, lambda path: executor.layout(spec, self._slot, path), self._settings, self._identity,
             (self._slot.concurrent_id, self._slot.project_id), datetime.now(UTC),
         )  # fmt: skip
-        for warning in warnings:
-            trace.write_line(f"WARNING: {warning}", "yellow")
-        self._section_start(trace, Stage.PREPARE_EXECUTOR)
-        trace.write_line(f'Preparing the "{executor.name}" executor', "cyan")
-        try:
-            await executor.prepare(prepared, trace)
-        finally:
-            self._section_end(trace, Stage.PREPARE_EXECUTOR)
+        if self._resume is None:
+            for warning in warnings:
+                trace.write_line(f"WARNING: {warning}", "yellow")
+            self._section_start(trace, Stage.PREPARE_EXECUTOR)
+            trace.write_line(f'Preparing the "{executor.name}" executor', "cyan")
+            try:
+                await executor.prepare(prepared, trace)
+            finally:
+                self._section_end(trace, Stage.PREPARE_EXECUTOR)
+        else:
+            await executor.prepare(prepared, trace)  # an adopted executor attaches, silently
+        phases = list(Phase)
+        if self._resume is not None:
+            phases = phases[phases.index(self._resume.phase) :]
         results: dict[Phase, PhaseResult] = {}
-        for phase in (Phase.PREPARE, Phase.BUILD, Phase.FINISH):
+        for phase in phases:
             if self._cancel_reason is not None and phase is not Phase.BUILD:
                 break
             if not prepared.script.stages(phase):

@@ -16,7 +16,7 @@ Flow:
    ``bytesize`` then describe every byte produced, for the final update.
 
 A sink can resume a trace whose first bytes are no longer in memory (after a runner restart):
-``start_offset`` and ``start_crc`` describe them.
+``start_offset`` and ``start_crc`` describe them, as :meth:`TraceSink.position` gave them.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class TraceSink:
         self._crc = start_crc  # CRC-32 of every byte produced so far
         self._data = bytearray()
         self._sent = start_offset  # bytes GitLab has acknowledged
-        self._truncated = False
+        self._truncated = start_offset >= output_limit
         self._interval = DEFAULT_INTERVAL_S
         self._wake = asyncio.Event()
         self._closing = False
@@ -122,6 +122,14 @@ class TraceSink:
     @property
     def sent(self) -> int:
         return self._sent
+
+    def position(self) -> tuple[int, int] | None:
+        """``(bytesize, crc)`` when every byte written so far is in the trace, else None.
+
+        A resumed sink started at such a position produces, from the same input, the same
+        bytes: this is what the kubernetes executor checkpoints.
+        """
+        return None if self._masker.holding else (self.bytesize, self._crc)
 
     @property
     def stopped(self) -> bool:
