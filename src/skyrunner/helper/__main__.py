@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from skyrunner.errors import HelperError
-from skyrunner.helper.artifacts import download_artifacts, upload_artifacts
-from skyrunner.helper.cache import restore_caches, save_caches
 from skyrunner.helper.console import Console, describe
 from skyrunner.helper.plan import HelperPlan, JobStatus, parse_plan
-from skyrunner.helper.sources import get_sources
+
+# Each step imports its module when it runs: the helper starts once per step of every job, and
+# httpx2 (and its TLS setup) is not needed to fetch sources.
 
 __all__ = ["main"]
 
@@ -43,22 +43,32 @@ def _required_token() -> str:
 
 
 def _sources(plan: HelperPlan, console: Console, _: argparse.Namespace) -> None:
+    from skyrunner.helper.sources import get_sources
+
     get_sources(plan, console, dict(os.environ), _token())
 
 
 def _cache_restore(plan: HelperPlan, console: Console, _: argparse.Namespace) -> None:
+    from skyrunner.helper.cache import restore_caches
+
     restore_caches(plan, console)
 
 
 def _cache_save(plan: HelperPlan, console: Console, args: argparse.Namespace) -> None:
+    from skyrunner.helper.cache import save_caches
+
     save_caches(plan, console, JobStatus(args.job_status))
 
 
 def _artifacts_download(plan: HelperPlan, console: Console, _: argparse.Namespace) -> None:
+    from skyrunner.helper.artifacts import download_artifacts
+
     download_artifacts(plan, console, _required_token())
 
 
 def _artifacts_upload(plan: HelperPlan, console: Console, args: argparse.Namespace) -> None:
+    from skyrunner.helper.artifacts import upload_artifacts
+
     upload_artifacts(plan, console, JobStatus(args.job_status), _required_token())
 
 

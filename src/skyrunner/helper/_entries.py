@@ -75,9 +75,7 @@ def scan_entries(root: Path, rel_paths: Iterable[str]) -> list[Entry]:
             elif stat.S_ISDIR(st.st_mode):
                 entries.append(Entry(rel, EntryKind.DIR, stat.S_IMODE(st.st_mode), 0, int(st.st_mtime)))
             elif stat.S_ISREG(st.st_mode):
-                entries.append(
-                    Entry(rel, EntryKind.FILE, stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime))
-                )
+                entries.append(Entry(rel, EntryKind.FILE, stat.S_IMODE(st.st_mode), st.st_size, int(st.st_mtime)))
         except FileNotFoundError:
             continue
     return entries
@@ -132,9 +130,7 @@ class ExtractTarget:
             return None
         dest = self.root / rel
         if not self._inside(os.path.realpath(dest.parent)):
-            raise UnsafeEntryError(
-                f"archive entry {name!r} goes through a link leaving the project directory"
-            )
+            raise UnsafeEntryError(f"archive entry {name!r} goes through a link leaving the project directory")
         dest.parent.mkdir(parents=True, exist_ok=True)
         return rel, dest
 

@@ -71,9 +71,7 @@ def _retry_notice(console: Console) -> Callable[[TransferError, float], None]:
 # --- download ---------------------------------------------------------------------------------
 
 
-def _fetch_dependency(
-    client: httpx2.Client, plan: HelperPlan, dep: DependencyEntry, token: str, dest: Path
-) -> None:
+def _fetch_dependency(client: httpx2.Client, plan: HelperPlan, dep: DependencyEntry, token: str, dest: Path) -> None:
     url = f"{plan.server_url.rstrip('/')}/api/v4/jobs/{dep.id}/artifacts?direct_download=true"
     headers = {"JOB-TOKEN": token}
     for _ in range(_MAX_REDIRECTS + 1):
@@ -88,9 +86,7 @@ def _fetch_dependency(
             raise HelperError(f"{what}: the artifacts are expired or missing")
         if result.status in (401, 403):
             raise HelperError(f"{what}: the job token was refused")
-        raise TransferError(
-            f"{what} from {display_url(url)}", status=result.status, retryable=result.status >= 500
-        )
+        raise TransferError(f"{what} from {display_url(url)}", status=result.status, retryable=result.status >= 500)
     raise HelperError(f"artifacts of {dep.name} ({dep.id}): more than {_MAX_REDIRECTS} redirects")
 
 
@@ -112,9 +108,7 @@ def download_artifacts(plan: HelperPlan, console: Console, token: str) -> None:
                     backoff_s=plan.retry_backoff_s,
                     on_retry=_retry_notice(console),
                 )
-                console.plain(
-                    f"Downloading artifacts from coordinator... ok  id={dep.id} responseStatus=200 OK"
-                )
+                console.plain(f"Downloading artifacts from coordinator... ok  id={dep.id} responseStatus=200 OK")
                 try:
                     extract_archive(dest, project_dir)
                 except HelperError as exc:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import httpx2
-
 from skyrunner.errors import HelperError
 from skyrunner.helper.archive import (
     archive_fingerprint,
@@ -38,7 +36,7 @@ from skyrunner.helper.plan import (
     JobStatus,
     when_matches,
 )
-from skyrunner.helper.transfer import TransferError, fetch_to_file, make_client, send, with_retries
+from skyrunner.helper.transfer import LazyClient, TransferError, fetch_to_file, send, with_retries
 from skyrunner.helper.urls import display_url
 
 __all__ = ["ARCHIVE_NAMES", "local_archive", "restore_caches", "save_caches"]
@@ -62,7 +60,7 @@ def _existing_archive(plan: HelperPlan, key: str) -> Path | None:
 
 
 class _Restorer:
-    def __init__(self, plan: HelperPlan, console: Console, client: httpx2.Client) -> None:
+    def __init__(self, plan: HelperPlan, console: Console, client: LazyClient) -> None:
         self.plan, self.console, self.client = plan, console, client
         self.project_dir = Path(plan.project_dir)
 
@@ -88,7 +86,7 @@ class _Restorer:
         self.console.plain(f"Downloading cache from {display_url(urls.get_url)}")
         download = Path(self.plan.cache_dir) / key / "cache.download"
         result = with_retries(
-            lambda: fetch_to_file(self.client, urls.get_url, download),
+            lambda: fetch_to_file(self.client.get(), urls.get_url, download),
             attempts=self.plan.restore_cache_attempts,
             backoff_s=self.plan.retry_backoff_s,
             on_retry=lambda exc, delay: self.console.warning(f"{exc}; retrying in {delay:g}s"),
@@ -105,20 +103,9 @@ class _Restorer:
         return final
 
 
-def _client(plan: HelperPlan, console: Console) -> httpx2.Client | None:
-    try:
-        return make_client(plan.ca_file, plan.cache_request_timeout_s)
-    except OSError as exc:  # a CA file that is missing or unreadable
-        console.warning(f"cache: {describe(exc)}")
-        return None
-
-
 def restore_caches(plan: HelperPlan, console: Console) -> None:
     """Restore every pullable cache entry; problems are warnings only."""
-    client = _client(plan, console)
-    if client is None:
-        return
-    with client:
+    with LazyClient(plan.ca_file, plan.cache_request_timeout_s) as client:
         restorer = _Restorer(plan, console, client)
         for entry in plan.caches:
             if not _has_content(entry):
@@ -129,7 +116,7 @@ def restore_caches(plan: HelperPlan, console: Console) -> None:
             restorer.restore(entry)
 
 
-def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: httpx2.Client) -> None:
+def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: LazyClient) -> None:
     project_dir = Path(plan.project_dir)
     files = collect_files(project_dir, entry.paths, console, untracked=entry.untracked)
     entries = scan_entries(project_dir, files)
@@ -146,7 +133,7 @@ def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: htt
     def upload() -> None:
         with open(archive, "rb") as body:
             headers = {"Content-Type": "application/octet-stream"}
-            result = send(client, "PUT", urls.put_url, content=body, headers=headers)
+            result = send(client.get(), "PUT", urls.put_url, content=body, headers=headers)
         if result.status not in (200, 201, 204):
             raise TransferError(
                 f"{display_url(urls.put_url)}: {result.status} {result.reason}",
@@ -164,10 +151,7 @@ def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: htt
 
 def save_caches(plan: HelperPlan, console: Console, status: JobStatus) -> None:
     """Archive (and upload) every pushable cache entry whose ``when`` matches ``status``."""
-    client = _client(plan, console)
-    if client is None:
-        return
-    with client:
+    with LazyClient(plan.ca_file, plan.cache_request_timeout_s) as client:
         for entry in plan.caches:
             if not _has_content(entry) or not when_matches(entry.when, status):
                 continue

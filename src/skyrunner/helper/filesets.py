@@ -74,9 +74,7 @@ def _has_ancestor_in(rel: str, dirs: set[str]) -> bool:
 def list_untracked(root: Path) -> list[str] | None:
     """Return ``git ls-files -o`` in ``root`` (ignored files included), or None if git fails."""
     try:
-        done = subprocess.run(
-            ["git", "ls-files", "-o", "-z"], cwd=root, capture_output=True, check=False, timeout=600
-        )
+        done = subprocess.run(["git", "ls-files", "-o", "-z"], cwd=root, capture_output=True, check=False, timeout=600)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:

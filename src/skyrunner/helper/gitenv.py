@@ -47,9 +47,7 @@ def _config_entries(base: Mapping[str, str]) -> list[tuple[str, str]]:
     return entries
 
 
-def build_git_env(
-    base: Mapping[str, str], repo_url: str, token: str, *, lfs_skip_smudge: bool
-) -> dict[str, str]:
+def build_git_env(base: Mapping[str, str], repo_url: str, token: str, *, lfs_skip_smudge: bool) -> dict[str, str]:
     """Return the environment for every git child of ``sources``.
 
     ``lfs_skip_smudge`` keeps git-lfs from downloading during fetch and checkout (an explicit

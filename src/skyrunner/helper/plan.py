@@ -253,9 +253,7 @@ def _convert(annotation: Any, value: Any) -> Any:
     return value
 
 
-_NESTED.update(
-    {cls.__name__: cls for cls in (GitPlan, RemoteCacheUrls, CacheEntry, ArtifactEntry, DependencyEntry)}
-)
+_NESTED.update({cls.__name__: cls for cls in (GitPlan, RemoteCacheUrls, CacheEntry, ArtifactEntry, DependencyEntry)})
 
 
 def parse_plan(text: str) -> HelperPlan:

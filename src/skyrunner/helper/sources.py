@@ -48,9 +48,7 @@ def check_project_dir(plan: HelperPlan) -> Path:
     builds = os.path.realpath(plan.builds_dir)
     project = os.path.realpath(plan.project_dir)
     if not project.startswith(builds.rstrip(os.sep) + os.sep):
-        raise HelperError(
-            f"project directory {plan.project_dir} is not inside the builds directory {plan.builds_dir}"
-        )
+        raise HelperError(f"project directory {plan.project_dir} is not inside the builds directory {plan.builds_dir}")
     return Path(plan.project_dir)
 
 
@@ -71,14 +69,10 @@ class _Git:
             check=False,
         )
         if done.returncode != 0:
-            raise GitStepError(
-                f"{what} {self.url} failed: git {args[0]} exited with status {done.returncode}"
-            )
+            raise GitStepError(f"{what} {self.url} failed: git {args[0]} exited with status {done.returncode}")
 
     def succeeds(self, args: Sequence[str]) -> bool:
-        done = subprocess.run(
-            ["git", *args], cwd=self.project_dir, env=self.env, capture_output=True, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=self.project_dir, env=self.env, capture_output=True, check=False)
         return done.returncode == 0
 
 

@@ -26,6 +26,7 @@ from skyrunner.helper.urls import display_url
 
 __all__ = [
     "FetchResult",
+    "LazyClient",
     "TransferError",
     "backoff_delay",
     "fetch_to_file",
@@ -64,6 +65,34 @@ def make_client(ca_file: str = "", timeout_s: float = 600.0) -> httpx2.Client:
     return httpx2.Client(verify=verify, timeout=timeout, follow_redirects=False)
 
 
+class LazyClient:
+    """A client made on first use: building its TLS context costs a tenth of a second."""
+
+    def __init__(self, ca_file: str = "", timeout_s: float = 600.0) -> None:
+        self._ca_file, self._timeout_s = ca_file, timeout_s
+        self._client: httpx2.Client | None = None
+
+    def get(self) -> httpx2.Client:
+        """Return the client, creating it now if needed.
+
+        Raises:
+            TransferError: the CA file cannot be loaded.
+        """
+        if self._client is None:
+            try:
+                self._client = make_client(self._ca_file, self._timeout_s)
+            except OSError as exc:  # ssl.SSLError is an OSError too
+                raise TransferError(f"CA file {self._ca_file}: {exc.strerror or exc}") from exc
+        return self._client
+
+    def __enter__(self) -> LazyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """The outcome of a GET: the status, and for redirects the ``Location``; body saved on 200."""
@@ -78,9 +107,7 @@ def _network_error(url: str, exc: httpx2.HTTPError) -> TransferError:
     return TransferError(f"{display_url(url)}: {cut(text)}", retryable=True)
 
 
-def fetch_to_file(
-    client: httpx2.Client, url: str, dest: Path, headers: Mapping[str, str] | None = None
-) -> FetchResult:
+def fetch_to_file(client: httpx2.Client, url: str, dest: Path, headers: Mapping[str, str] | None = None) -> FetchResult:
     """GET ``url``; on 200 stream the body to ``dest`` atomically, otherwise leave ``dest`` alone.
 
     Raises:

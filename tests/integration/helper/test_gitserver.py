@@ -16,9 +16,7 @@ async def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
         "HOME": str(cwd or Path.cwd()),
         "PATH": "/usr/bin:/bin",
     }
-    return await asyncio.to_thread(
-        subprocess.run, ["git", *args], cwd=cwd, env=env, capture_output=True, check=False
-    )
+    return await asyncio.to_thread(subprocess.run, ["git", *args], cwd=cwd, env=env, capture_output=True, check=False)
 
 
 async def test_clone_and_fetch_a_pipeline_ref(tmp_path: Path) -> None:
@@ -33,9 +31,7 @@ async def test_clone_and_fetch_a_pipeline_ref(tmp_path: Path) -> None:
         assert not (tmp_path / "w/README.md").exists()
         head = await _git("rev-parse", "HEAD", cwd=tmp_path / "w")
         assert head.stdout.decode().strip() == second
-        fetched = await _git(
-            "fetch", "-q", "origin", "+refs/pipelines/12:refs/pipelines/12", cwd=tmp_path / "w"
-        )
+        fetched = await _git("fetch", "-q", "origin", "+refs/pipelines/12:refs/pipelines/12", cwd=tmp_path / "w")
         assert fetched.returncode == 0, fetched.stderr
         assert server.requests and all(r.status == 200 for r in server.requests)
 
@@ -62,8 +58,6 @@ async def test_submodule_with_relative_url(tmp_path: Path) -> None:
         lib = server.create_repo("group/lib", {"lib.txt": "lib\n"})
         app = server.create_repo("group/app", {"app.txt": "app\n"})
         app.add_submodule("vendor/lib", "../lib.git", lib.head() or "")
-        done = await _git(
-            "clone", "-q", "--recurse-submodules", app.url(base), str(tmp_path / "w"), cwd=tmp_path
-        )
+        done = await _git("clone", "-q", "--recurse-submodules", app.url(base), str(tmp_path / "w"), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "w/vendor/lib/lib.txt").read_text() == "lib\n"

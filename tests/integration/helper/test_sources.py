@@ -77,9 +77,7 @@ async def test_clone_at_depth_then_fetch_reuses_the_directory(tmp_path: Path, he
         assert all(r.user == "gitlab-ci-token" for r in server.requests)
 
 
-async def test_submodules_over_smart_http_use_the_token_on_the_same_host(
-    tmp_path: Path, helper: HelperEnv
-) -> None:
+async def test_submodules_over_smart_http_use_the_token_on_the_same_host(tmp_path: Path, helper: HelperEnv) -> None:
     async with serve_git(tmp_path / "srv", authorize=_authorize) as (server, base):
         inner = server.create_repo("group/inner", {"inner.txt": "inner\n"})
         lib = server.create_repo("group/lib", {"lib.txt": "lib v1\n"})
