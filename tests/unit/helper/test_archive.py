@@ -1,0 +1,187 @@
+"""Archives: round trips per format, fingerprints, escape rejection, format detection."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from skyrunner.helper.archive import (
+    ArchiveError,
+    ArchiveKind,
+    UnsafeEntryError,
+    archive_fingerprint,
+    create_archive,
+    detect_kind,
+    extract_archive,
+    fingerprint,
+    scan_entries,
+    zlib_level,
+    zstd_level,
+)
+from skyrunner.helper.plan import CompressionLevel
+
+
+def _make_tree(root: Path) -> list[str]:
+    (root / "src/pkg").mkdir(parents=True)
+    (root / "src/pkg/mod.py").write_text("print('hi')\n")
+    (root / "src/data.bin").write_bytes(os.urandom(100_000))
+    (root / "src/run.sh").write_text("#!/bin/sh\n")
+    (root / "src/run.sh").chmod(0o755)
+    (root / "src/ünïcode name.txt").write_text("ü\n")
+    (root / "src/link").symlink_to("pkg/mod.py")
+    (root / "src/empty").mkdir()
+    return [
+        "src",
+        "src/data.bin",
+        "src/empty",
+        "src/link",
+        "src/pkg",
+        "src/pkg/mod.py",
+        "src/run.sh",
+        "src/ünïcode name.txt",
+    ]
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, bytes | str, int]]:
+    out: dict[str, tuple[str, bytes | str, int]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = ("l", os.readlink(path), 0)
+        elif path.is_dir():
+            out[rel] = ("d", "", 0)
+        else:
+            out[rel] = ("f", path.read_bytes(), path.stat().st_mode & 0o777)
+    return out
+
+
+@pytest.mark.parametrize("kind", [ArchiveKind.ZIP, ArchiveKind.TARZSTD], ids=str)
+@pytest.mark.parametrize("level", list(CompressionLevel), ids=str)
+def test_round_trip_keeps_content_modes_links_and_fingerprint(
+    tmp_path: Path, kind: ArchiveKind, level: CompressionLevel
+) -> None:
+    src, dst = tmp_path / "a", tmp_path / "b"
+    names = _make_tree(src)
+    entries = scan_entries(src, names)
+    archive = tmp_path / "out" / "cache.bin"
+    digest = create_archive(archive, src, entries, kind, level)
+    assert detect_kind(archive.read_bytes()[:4]) is kind
+    assert archive_fingerprint(archive) == digest
+    assert extract_archive(archive, dst) == len(names)
+    assert _snapshot(dst) == _snapshot(src)
+    assert fingerprint(scan_entries(dst, names)) == digest  # mtimes restored to the second
+    assert [p.name for p in archive.parent.iterdir()] == ["cache.bin"]
+
+
+def test_fingerprint_changes_with_content_size_mode_and_names(tmp_path: Path) -> None:
+    names = _make_tree(tmp_path)
+    base = fingerprint(scan_entries(tmp_path, names))
+    (tmp_path / "src/pkg/mod.py").write_text("print('changed')\n")
+    changed = fingerprint(scan_entries(tmp_path, names))
+    assert changed != base
+    assert fingerprint(scan_entries(tmp_path, names[:-1])) != changed
+
+
+def test_levels_map_to_real_codec_levels() -> None:
+    assert [zlib_level(level) for level in CompressionLevel] == [1, 3, 6, 8, 9]
+    assert [zstd_level(level) for level in CompressionLevel] == [1, 2, 3, 9, 19]
+
+
+def _zip(entries: list[tuple[str, bytes, int]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = mode << 16
+            zf.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _tarzstd(members: list[tarfile.TarInfo]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for member in members:
+            tf.addfile(member, io.BytesIO(b"x" * member.size) if member.size else None)
+    return zstandard.ZstdCompressor().compress(raw.getvalue())
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, size
+    return info
+
+
+EVIL = {
+    "zip-dotdot": _zip([("ok.txt", b"ok", 0o100644), ("a/../../evil", b"x", 0o100644)]),
+    "zip-absolute": _zip([("/tmp/evil", b"x", 0o100644)]),
+    "zip-symlink-out": _zip([("link", b"../../outside", 0o120777)]),
+    "zip-symlink-absolute": _zip([("link", b"/etc", 0o120777)]),
+    "tar-through-link": _tarzstd([_member("d", tarfile.SYMTYPE, "/"), _member("d/evil", size=1)]),
+    "tar-hardlink": _tarzstd([_member("h", tarfile.LNKTYPE, "/etc/passwd")]),
+    "tar-device": _tarzstd([_member("dev", tarfile.CHRTYPE)]),
+    "tar-dotdot": _tarzstd([_member("../evil", size=1)]),
+}
+
+
+@pytest.mark.parametrize("name", list(EVIL), ids=list(EVIL))
+def test_escaping_entries_are_refused(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "builds" / "project"
+    archive = tmp_path / "evil"
+    archive.write_bytes(EVIL[name])
+    with pytest.raises(UnsafeEntryError):
+        extract_archive(archive, root)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["builds", "evil"]
+    assert not (root / "ok.txt").exists()  # zip names are all checked before writing
+    assert not (tmp_path / "builds" / "evil").exists()
+
+
+def test_existing_link_in_project_does_not_redirect_writes(tmp_path: Path) -> None:
+    root, outside = tmp_path / "project", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "vendor").symlink_to(outside)
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(_zip([("vendor/x", b"x", 0o100644)]))
+    with pytest.raises(UnsafeEntryError, match="link leaving"):
+        extract_archive(archive, root)
+    assert list(outside.iterdir()) == []
+
+
+def test_links_inside_the_root_are_fine_and_replace_files(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / "a").mkdir(parents=True)
+    (root / "a/l").write_text("old file")
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(_zip([("a/t", b"t", 0o100644), ("a/l", b"t", 0o120777), ("a/m", b"../a/t", 0o120777)]))
+    extract_archive(archive, root)
+    assert os.readlink(root / "a/l") == "t" and (root / "a/m").read_text() == "t"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello world", b"PK\x03\x04garbage", b"\x28\xb5\x2f\xfdgarbage", b"\x1f\x8b\x08\x00garbage"],
+    ids=["empty", "text", "zip", "zstd", "gzip"],
+)
+def test_corrupt_archives_raise_archive_error(tmp_path: Path, data: bytes) -> None:
+    archive = tmp_path / "bad"
+    archive.write_bytes(data)
+    with pytest.raises(ArchiveError):
+        extract_archive(archive, tmp_path / "out")
+    assert archive_fingerprint(archive) is None
+
+
+def test_truncated_tarzstd_is_corrupt(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    names = _make_tree(src)
+    archive = tmp_path / "c.tar.zst"
+    create_archive(archive, src, scan_entries(src, names), ArchiveKind.TARZSTD, CompressionLevel.FAST)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(ArchiveError):
+        extract_archive(archive, tmp_path / "out")
