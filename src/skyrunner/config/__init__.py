@@ -2,8 +2,9 @@
 
 Users bring the config.toml they have: the keys are gitlab-runner's (snake_case, ``[runners.cache]``
 in CamelCase, ``tls-ca-file`` with dashes), the defaults are gitlab-runner's, and a file skyrunner
-saves can still be read by gitlab-runner. skyrunner adds ``host_network`` and the
-``[runners.kubernetes.serverless]`` table.
+saves can still be read by gitlab-runner. skyrunner adds ``host_network``, the
+``[runners.kubernetes.serverless]`` table and a runner's ``token_file`` (the token is read from
+that file at load, so config.toml can live in a ConfigMap and the token in a Secret).
 
 This package owns the models and their small rules (``_models.py``, ``_kubernetes.py``), parsing
 and rendering (``_parse.py``, pure, over ``_toml.py``) and the files (``_files.py``). It does not
@@ -49,6 +50,7 @@ from skyrunner.config._kubernetes import (
     Volumes,
 )
 from skyrunner.config._models import (
+    TOKEN_FROM_FILE,
     CacheConfig,
     CacheS3Config,
     CacheType,
@@ -65,6 +67,7 @@ from skyrunner.config._models import (
 from skyrunner.config._parse import find_platform_problems, parse_config, render_config
 
 __all__ = [
+    "TOKEN_FROM_FILE",
     "CacheConfig",
     "CacheS3Config",
     "CacheType",

@@ -3,7 +3,9 @@
 This module owns reading and writing the files, with gitlab-runner's rules: the default path
 (``/etc/gitlab-runner/config.toml`` as root, ``~/.gitlab-runner/config.toml`` otherwise), the
 file written 0600 and atomically (a temporary file beside it, then a rename, so a crash never
-leaves half a config and a reader never sees one), and the system id kept beside the config.
+leaves half a config and a reader never sees one), the system id kept beside the config, and
+the runners' ``token_file`` read at load (a path relative to the config's directory; the file
+holds the token alone, surrounding whitespace ignored).
 Parsing and rendering are pure and live in ``_parse.py``; nothing here logs a file's content.
 """
 
@@ -18,7 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from skyrunner.config._models import Config
+from pydantic import SecretStr
+
+from skyrunner.config._models import Config, RunnerConfig
 from skyrunner.config._parse import parse_config, render_config
 from skyrunner.errors import ConfigError
 
@@ -68,7 +72,28 @@ def load_config(path: Path) -> Config:
     config, warnings = parse_config(text, str(path))
     for warning in warnings:
         log.warning("%s", warning)
-    return config
+    runners = tuple(_with_token_file(path, index, runner) for index, runner in enumerate(config.runners))
+    return config.model_copy(update={"runners": runners}) if runners != config.runners else config
+
+
+def _with_token_file(config_path: Path, index: int, runner: RunnerConfig) -> RunnerConfig:
+    """Return ``runner`` with its token read from ``token_file`` (relative to the config's directory)."""
+    if not runner.token_file:
+        return runner
+    token_path = config_path.parent / runner.token_file
+    where = f"{config_path}: runners[{index}].token_file: {token_path}"
+    try:
+        token = token_path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    if not token or len(token.split()) != 1:
+        # the content is a secret: say what is wrong without quoting it
+        raise ConfigError(f"{where}: expected one token, found {'nothing' if not token else 'several words'}")
+    return runner.model_copy(update={"token": SecretStr(token)})
 
 
 def save_config(path: Path, config: Config) -> None:

@@ -33,6 +33,7 @@ from skyrunner.config._base import Bool, NonNegativeInt, Str, TomlTable, zero_me
 from skyrunner.config._kubernetes import KubernetesConfig
 
 __all__ = [
+    "TOKEN_FROM_FILE",
     "CacheConfig",
     "CacheS3Config",
     "CacheType",
@@ -51,6 +52,8 @@ DEFAULT_CHECK_INTERVAL_S: Final = 3
 DEFAULT_OUTPUT_LIMIT_KIB: Final = 4096
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 30
 SHORT_TOKEN_LENGTH: Final = 9
+TOKEN_FROM_FILE: Final = "from-token_file"
+"""What ``token`` says in a config.toml whose runner reads its token from ``token_file``."""
 
 # Kubernetes job pods always use these paths (gitlab-runner's disposable-executor defaults).
 POD_BUILDS_DIR: Final = Path("/builds")
@@ -173,6 +176,9 @@ class RunnerConfig(TomlTable):
     url: Str
     id: NonNegativeInt = 0
     token: SecretStr
+    # skyrunner's addition: the token is read from this file at load (a mounted Kubernetes
+    # Secret), so config.toml itself holds only a placeholder and can live in a ConfigMap.
+    token_file: Str | None = None
     token_obtained_at: Timestamp | None = None
     token_expires_at: Timestamp | None = None
     tls_ca_file: Str | None = Field(

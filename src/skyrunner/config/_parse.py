@@ -29,7 +29,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from skyrunner.config._kubernetes import KubernetesConfig, ServerlessPlatform
-from skyrunner.config._models import Config
+from skyrunner.config._models import TOKEN_FROM_FILE, Config
 from skyrunner.config._toml import KeyPath, find_line, index_key_lines, render_path, render_toml
 from skyrunner.errors import ConfigError
 from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
@@ -120,8 +120,15 @@ def _host_features(kube: KubernetesConfig, base: KeyPath) -> Iterator[tuple[KeyP
 
 
 def render_config(config: Config) -> str:
-    """Render ``config`` as config.toml text in gitlab-runner's layout, secrets included."""
+    """Render ``config`` as config.toml text in gitlab-runner's layout, secrets included.
+
+    A runner with ``token_file`` is written with the placeholder token: the real one, read from
+    that file at load, stays in the file.
+    """
     dumped = config.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
+    for runner, data in zip(config.runners, dumped.get("runners", ()), strict=True):
+        if runner.token_file:
+            data["token"] = TOKEN_FROM_FILE
     # gitlab-runner always writes these two, so a file it wrote and one we wrote look alike.
     data = {"concurrent": config.concurrent, "check_interval": config.check_interval, **dumped}
     return render_toml({key: _plain(value) for key, value in data.items()})
