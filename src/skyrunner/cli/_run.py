@@ -1,8 +1,10 @@
 """``run`` and ``run-single``: the long-running runner process.
 
 Signals only ask the service to stop (SIGQUIT: finish running jobs; SIGTERM/SIGINT: abort
-them and report them failed); a second SIGTERM/SIGINT exits at once. SIGHUP and a changed
-config file reload the config without touching running jobs.
+them and report them failed); a second abort signal exits at once. SIGHUP and a changed config
+file reload the config without touching running jobs. ``run --sigterm graceful`` makes SIGTERM
+act like SIGQUIT: Kubernetes stops a container with SIGTERM (then SIGKILL after
+``terminationGracePeriodSeconds``), so the runner's Deployment uses it to let jobs finish.
 """
 
 from __future__ import annotations
@@ -23,33 +25,33 @@ from skyrunner.errors import ConfigError, SkyrunnerError
 from skyrunner.logs import configure_logging, register_secrets
 from skyrunner.service import RunnerService, Shutdown
 
-__all__ = ["run", "run_single"]
+__all__ = ["run", "run_single", "signal_modes"]
 
 log = logging.getLogger(__name__)
 
 RELOAD_CHECK_S = 3.0
 
 
-def _install_signals(service: RunnerService, on_hup: Any = None) -> None:
+def signal_modes(sigterm: Shutdown = Shutdown.ABORT) -> dict[signal.Signals, Shutdown]:
+    """Map each stop signal to the shutdown it asks for; ``sigterm`` is what SIGTERM means."""
+    return {signal.SIGQUIT: Shutdown.GRACEFUL, signal.SIGTERM: sigterm, signal.SIGINT: Shutdown.ABORT}
+
+
+def _install_signals(service: RunnerService, on_hup: Any = None, sigterm: Shutdown = Shutdown.ABORT) -> None:
     loop = asyncio.get_running_loop()
-    seen: list[signal.Signals] = []
+    seen: list[Shutdown] = []
 
     def stop(sig: signal.Signals, mode: Shutdown) -> None:
-        if seen and mode is Shutdown.ABORT and Shutdown.ABORT in [_mode(s) for s in seen]:
+        if mode is Shutdown.ABORT and Shutdown.ABORT in seen:
             log.warning("second %s: exiting now", sig.name)
             os._exit(1)
-        seen.append(sig)
+        seen.append(mode)
         service.request_stop(mode)
 
-    loop.add_signal_handler(signal.SIGQUIT, stop, signal.SIGQUIT, Shutdown.GRACEFUL)
-    loop.add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM, Shutdown.ABORT)
-    loop.add_signal_handler(signal.SIGINT, stop, signal.SIGINT, Shutdown.ABORT)
+    for sig, mode in signal_modes(sigterm).items():
+        loop.add_signal_handler(sig, stop, sig, mode)
     if on_hup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-
-
-def _mode(sig: signal.Signals) -> Shutdown:
-    return Shutdown.GRACEFUL if sig is signal.SIGQUIT else Shutdown.ABORT
 
 
 class ConfigWatcher:
@@ -98,8 +100,10 @@ def _remember_secrets(config: Config) -> None:
     register_secrets(r.token.get_secret_value() for r in config.runners)
 
 
-async def _serve(config: Config, service: RunnerService, watcher: ConfigWatcher | None) -> None:
-    _install_signals(service, watcher.reload_now if watcher else None)
+async def _serve(
+    config: Config, service: RunnerService, watcher: ConfigWatcher | None, sigterm: Shutdown = Shutdown.ABORT
+) -> None:
+    _install_signals(service, watcher.reload_now if watcher else None, sigterm)
     tasks = []
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="config-watcher"))
@@ -132,9 +136,14 @@ def _apply_log_settings(ctx: click.Context, config: Config) -> None:
     "--listen-address", envvar="LISTEN_ADDRESS", help="serve /metrics, /health, /ready on host:port"
 )
 @click.option("-d", "--working-directory", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--sigterm", type=click.Choice([m.value for m in Shutdown]), default=Shutdown.ABORT.value,
+    envvar="SKYRUNNER_SIGTERM", show_default=True,
+    help="what SIGTERM does: abort running jobs, or let them finish like SIGQUIT (graceful, for Kubernetes)",
+)  # fmt: skip
 @click.pass_context
 def run(
-    ctx: click.Context, config_path: Path, listen_address: str | None, working_directory: Path | None
+    ctx: click.Context, config_path: Path, listen_address: str | None, working_directory: Path | None, sigterm: str
 ) -> None:
     """Run the runners of config.toml until stopped."""
     config = load_config(config_path)
@@ -153,7 +162,7 @@ def run(
 
     async def main() -> None:
         service = _make_service(config, system_id, cwd)
-        await _serve(config, service, ConfigWatcher(config_path, service))
+        await _serve(config, service, ConfigWatcher(config_path, service), Shutdown(sigterm))
 
     asyncio.run(main())
 
