@@ -120,10 +120,10 @@ class FakeKubeApi:
             self.registry.create(lookup("namespaces"), "", body, manager="kube-apiserver")
         for node in self.nodes:
             self.registry.put_raw(lookup("nodes"), node)
-        self._runner = web.AppRunner(self.api.app(), handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(self.api.app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         context = server_context(self.tls_files) if self.tls_files else None
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
         self.url = f"{'https' if self.use_tls else 'http'}://127.0.0.1:{port}"

@@ -259,13 +259,19 @@ class PodWorker:
         self._publish()
         for state in self.view.inits:
             await self._start_all([state])
-            await asyncio.gather(*self._container_tasks)
+            await self._containers_done()
             if not state.succeeded:
                 self._finish()
                 return
         await self._start_all(self.view.containers)
-        await asyncio.gather(*self._container_tasks)
+        await self._containers_done()
         self._finish()
+
+    async def _containers_done(self) -> None:
+        # asyncio.wait, not gather: cancelling the lifecycle must not cancel the followers,
+        # which still have to record the exit of the processes being stopped
+        if self._container_tasks:
+            await asyncio.wait(self._container_tasks)
 
     def _finish(self) -> None:
         self._mark_unknown()
@@ -410,6 +416,7 @@ class PodWorker:
         terminated["containerID"] = state.container_id
         state.terminated = terminated
         if not self.stop_reason:
+            self._mark_unknown()  # a failed init container ends the pod in the same status write
             self._publish()
 
     async def _deadline(self) -> None:
@@ -446,12 +453,12 @@ class PodWorker:
             state = next(s for s in [*self.view.inits, *self.view.containers] if s.name == name)
             self._event("Normal", "Killing", f"Stopping container {name}", state)
             running.terminate() if self._grace() > 0 else running.kill()
-        if live:
-            try:
-                await asyncio.wait_for(asyncio.gather(*self._container_tasks, return_exceptions=True), self._grace())
-            except TimeoutError:
+        if live and self._container_tasks:
+            _, pending = await asyncio.wait(self._container_tasks, timeout=self._grace())
+            if pending:
                 self.kill_all()
-        await asyncio.gather(*self._container_tasks, return_exceptions=True)
+        if self._container_tasks:
+            await asyncio.wait(self._container_tasks)
         self.view.sandbox = False
         self._mark_unknown()
         self._publish()

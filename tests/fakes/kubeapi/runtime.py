@@ -62,10 +62,11 @@ class RunningContainer:
 
     async def wait(self) -> dict[str, Any]:
         """Wait for the exit, drain the log, and return the ``terminated`` state."""
-        code = await self.process.wait()
+        await _exited(self.process.pid)
         finished = time.time()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the runtime takes the whole container down
+        code = await self.process.wait()  # asyncio also waits for the pipe, held by the whole group
         if self.pump is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.pump), 2.0)
@@ -160,6 +161,22 @@ class Runtime:
         assert process.stdout is not None
         running.pump = asyncio.ensure_future(pump(process.stdout, log))
         return running
+
+
+async def _exited(pid: int) -> None:
+    """Wait until ``pid`` has exited (not reaped: its group id stays reserved for killpg)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def pod_container_dir(root: Path, pod: dict[str, Any], name: str) -> Path:
