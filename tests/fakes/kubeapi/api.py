@@ -52,10 +52,21 @@ def _node(spec: dict[str, Any]) -> dict[str, Any]:
         "capacity": dict(NODE_ALLOCATABLE),
         "allocatable": dict(NODE_ALLOCATABLE),
         "conditions": [ready],
-        "nodeInfo": {"kubeletVersion": "v1.30.0-fake", "containerRuntimeVersion": "containerd://1.7.0", "operatingSystem": "linux", "architecture": "amd64"},
+        "nodeInfo": {
+            "kubeletVersion": "v1.30.0-fake",
+            "containerRuntimeVersion": "containerd://1.7.0",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
     }
     status.update(spec.get("status") or {})
-    return {"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": dict(spec.get("spec") or {}), "status": status}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": meta,
+        "spec": dict(spec.get("spec") or {}),
+        "status": status,
+    }
 
 
 class FakeKubeApi:
@@ -125,7 +136,7 @@ class FakeKubeApi:
         context = server_context(self.tls_files) if self.tls_files else None
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"{'https' if self.use_tls else 'http'}://127.0.0.1:{port}"
         self.runtime.service_env.update(
             {
@@ -190,18 +201,21 @@ class FakeKubeApi:
         """Every request served: (method, path with query)."""
         return self.api.requests
 
-    async def wait_pod_gone(self, namespace: str, name: str, timeout: float) -> None:
+    async def wait_pod_gone(self, namespace: str, name: str, timeout: float) -> None:  # noqa: ASYNC109
         """Wait until the pod object is removed and its processes are gone.
 
         Raises:
             TimeoutError: still there after ``timeout`` seconds.
         """
         key = f"{namespace}/{name}"
+
+        def present() -> bool:
+            stored = self.store.get(lookup("pods"), namespace, name) is not None
+            return stored or any(w.key == key for w in self.kubelet.workers.values())
+
         async with asyncio.timeout(timeout):
-            while self.store.get(lookup("pods"), namespace, name) is not None or any(
-                w.key == key for w in self.kubelet.workers.values()
-            ):
-                await asyncio.sleep(0.02)
+            while present():
+                await self.kubelet.worker_gone().wait()
 
     # -- breaking things --------------------------------------------------------------------------
 

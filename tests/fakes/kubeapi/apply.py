@@ -59,7 +59,7 @@ def _item_key(item: Any, merge_key: str) -> str:
 def _walk(value: Any, prefix: Path, out: set[Path]) -> None:
     if isinstance(value, dict) and value:
         for key, sub in value.items():
-            field = prefix + (f"f:{key}",)
+            field = (*prefix, f"f:{key}")
             if isinstance(sub, list) and key in MERGE_KEYS and sub:
                 _walk_list(sub, field, MERGE_KEYS[key], out)
             else:
@@ -71,9 +71,9 @@ def _walk(value: Any, prefix: Path, out: set[Path]) -> None:
 def _walk_list(items: list[Any], prefix: Path, merge_key: str, out: set[Path]) -> None:
     for item in items:
         if merge_key and isinstance(item, dict):
-            _walk(item, prefix + (_item_key(item, merge_key),), out)
+            _walk(item, (*prefix, _item_key(item, merge_key)), out)
         else:
-            out.add(prefix + ("v:" + json.dumps(item, separators=(",", ":")),))
+            out.add((*prefix, "v:" + json.dumps(item, separators=(",", ":"))))
 
 
 def fieldset(obj: dict[str, Any]) -> set[Path]:
@@ -101,9 +101,9 @@ def _from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
             continue
         children = {k: v for k, v in sub.items() if k != "."}
         if children:
-            out |= _from_fields_v1(children, prefix + (key,))
+            out |= _from_fields_v1(children, (*prefix, key))
         else:
-            out.add(prefix + (key,))
+            out.add((*prefix, key))
     return out
 
 
@@ -200,7 +200,8 @@ def _conflict_error(conflicts: list[tuple[str, Path]], api_version: str) -> Stat
         message = f"Apply failed with 1 conflict: {causes[0]['message']}: {causes[0]['field']}"
     else:
         lines = "\n".join(f"- {c['field']}" for c in causes)
-        message = f"Apply failed with {len(conflicts)} conflicts: conflicts with \"{conflicts[0][0]}\" using {api_version}:\n{lines}"
+        head = f'Apply failed with {len(conflicts)} conflicts: conflicts with "{conflicts[0][0]}"'
+        message = f"{head} using {api_version}:\n{lines}"
     return StatusError(409, "Conflict", message, {"causes": causes})
 
 
@@ -238,7 +239,11 @@ def apply(
         if not (entry["manager"] == manager and entry["operation"] == "Apply"):
             others |= _from_fields_v1(entry.get("fieldsV1") or {}) - taken
     previous = next(
-        (_from_fields_v1(e.get("fieldsV1") or {}) for e in entries if e["manager"] == manager and e["operation"] == "Apply"),
+        (
+            _from_fields_v1(e.get("fieldsV1") or {})
+            for e in entries
+            if e["manager"] == manager and e["operation"] == "Apply"
+        ),
         set(),
     )
     out = copy.deepcopy(live)

@@ -36,9 +36,9 @@ async def http(api: FakeKubeApi) -> AsyncIterator[httpx2.AsyncClient]:
         yield raw
 
 
-async def wait_pod(client: AsyncClient, name: str, done: Callable[[Pod], bool], timeout: float = 10) -> Pod:
-    """Watch one pod until ``done`` holds for it."""
-    async with asyncio.timeout(timeout):
+async def wait_pod(client: AsyncClient, name: str, done: Callable[[Pod], bool]) -> Pod:
+    """Watch one pod until ``done`` holds for it (10 s at most)."""
+    async with asyncio.timeout(10):
         async for _, pod in client.watch(Pod, namespace="default", fields={"metadata.name": name}):
             if done(pod):
                 return pod

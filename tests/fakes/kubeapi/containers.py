@@ -65,7 +65,7 @@ def expand(text: str, env: dict[str, str]) -> str:
                 close = text.find(")", i + 2)
                 if close >= 0:
                     name = text[i + 2 : close]
-                    out.append(env[name] if name in env else f"$({name})")
+                    out.append(env.get(name, f"$({name})"))
                     i = close + 1
                     continue
                 out.append("$(")
@@ -139,7 +139,11 @@ def resolve_env(
     namespace = pod["metadata"]["namespace"]
     env = dict(base)
     for source in container.get("envFrom") or []:
-        kind, ref = ("Secret", source["secretRef"]) if "secretRef" in source else ("ConfigMap", source.get("configMapRef") or {})
+        kind, ref = (
+            ("Secret", source["secretRef"])
+            if "secretRef" in source
+            else ("ConfigMap", source.get("configMapRef") or {})
+        )
         obj = lookup(kind, ref.get("name", ""))
         if obj is None:
             if ref.get("optional"):
@@ -181,10 +185,7 @@ def build_argv(container: dict[str, Any], images: dict[str, list[str]], env: dic
     """Combine command/args with the image entrypoint and expand ``$(VAR)`` references."""
     command = container.get("command")
     args = container.get("args") or []
-    if command:
-        argv = [*command, *args]
-    else:
-        argv = [*(_entrypoint(images, container.get("image", "")) or []), *args]
+    argv = [*command, *args] if command else [*(_entrypoint(images, container.get("image", "")) or []), *args]
     return [expand(a, env) for a in argv]
 
 
@@ -197,6 +198,7 @@ def _host_view(path: str, mounts: list[Mount]) -> Path:
 
 def find_executable(name: str, env: dict[str, str], mounts: list[Mount], workdir: str) -> bool:
     """Tell whether ``name`` resolves to an executable file inside the container's view."""
+
     def ok(path: str) -> bool:
         host = _host_view(os.path.normpath(path), mounts)
         return host.is_file() and os.access(host, os.X_OK)
@@ -228,7 +230,13 @@ async def spawn(mounts: list[Mount], workdir: str, argv: list[str], env: dict[st
     """Start the container process in a private mount namespace and its own session."""
     script = mount_script(mounts, workdir, argv)
     return await asyncio.create_subprocess_exec(
-        _UNSHARE, "--mount", "--propagation", "private", "/bin/sh", "-c", script,
+        _UNSHARE,
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        script,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -84,7 +84,9 @@ class GarbageCollector:
                 self._recheck_foreground(meta.get("namespace", ""), ref)
             return
         if _refs(change.obj):
-            asyncio.get_running_loop().call_soon(self._check_dangling, change.resource, meta.get("namespace", ""), meta["name"])
+            asyncio.get_running_loop().call_soon(
+                self._check_dangling, change.resource, meta.get("namespace", ""), meta["name"]
+            )
         if meta.get("deletionTimestamp") and "foregroundDeletion" in (meta.get("finalizers") or []):
             for resource, obj in self._dependents(change):
                 if not obj["metadata"].get("deletionTimestamp"):
@@ -152,7 +154,11 @@ class NamespaceController:
             self._maybe_remove(change.obj["metadata"].get("namespace", ""))
 
     def _seed(self, namespace: str) -> None:
-        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace},
+        }
         config = {
             "apiVersion": "v1",
             "kind": "ConfigMap",

@@ -83,7 +83,9 @@ def qos_class(spec: dict[str, Any]) -> str:
         lim = {k: v for k, v in (res.get("limits") or {}).items() if k in ("cpu", "memory")}
         requests = requests or any(parse_quantity(v) > 0 for v in req.values())
         limits = limits or any(parse_quantity(v) > 0 for v in lim.values())
-        if set(lim) != {"cpu", "memory"} or any(parse_quantity(req.get(k, lim[k])) != parse_quantity(lim[k]) for k in lim):
+        if set(lim) != {"cpu", "memory"} or any(
+            parse_quantity(req.get(k, lim[k])) != parse_quantity(lim[k]) for k in lim
+        ):
             guaranteed = False
     if not requests and not limits:
         return "BestEffort"
@@ -104,7 +106,9 @@ def _deployment(obj: dict[str, Any]) -> None:
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    spec.setdefault(
+        "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    )
     template_spec = (spec.get("template") or {}).get("spec")
     if isinstance(template_spec, dict):
         pod_spec_defaults(template_spec)

@@ -74,7 +74,9 @@ def delete(
     if options.get("orphanDependents") is True:
         policy = "Orphan"
     if policy is not None and policy not in _POLICIES:
-        raise bad_request(f"propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\"")
+        raise bad_request(
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        )
     if grace is None and options.get("gracePeriodSeconds") is not None:
         grace = int(options["gracePeriodSeconds"])
     meta = obj["metadata"]

@@ -117,7 +117,12 @@ def quantity_cause(field: str, value: Any) -> Cause | None:
     try:
         parse_quantity(value)
     except ValueError:
-        return invalid(field, value, "must match the regex (\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?")
+        return invalid(
+            field,
+            value,
+            "must match the regex (\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))"
+            "(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?",
+        )
     return None
 
 

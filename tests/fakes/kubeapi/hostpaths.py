@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-__all__ = ["enter", "ensure", "leave"]
+__all__ = ["ensure", "enter", "leave"]
 
 _created: list[Path] = []
 _users = 0

@@ -56,7 +56,7 @@ _PODS = lookup("pods")
 
 def normalize_image(image: str) -> str:
     """Return the fully qualified reference a runtime reports (docker.io/library/x:latest)."""
-    name, digest = (image.split("@", 1) + [""])[:2]
+    name, digest = ([*image.split("@", 1), ""])[:2]
     first = name.split("/", 1)[0]
     if "/" not in name:
         name = f"docker.io/library/{name}"
@@ -103,6 +103,15 @@ class Kubelet:
         self._tasks: set[asyncio.Task[None]] = set()
         self._nodes: dict[str, _Node] = {}
         self._next_ip = 10
+        self._gone = asyncio.Event()
+
+    def worker_gone(self) -> asyncio.Event:
+        """Return the event set when the next pod worker has cleaned up."""
+        return self._gone
+
+    def _announce_gone(self) -> None:
+        self._gone.set()
+        self._gone = asyncio.Event()
 
     def node(self, name: str) -> _Node:
         if name not in self._nodes:
@@ -183,7 +192,9 @@ class PodWorker:
         meta = pod["metadata"]
         if meta.get("deletionTimestamp") and not self.stop_reason:
             self._request_stop("deleted")
-        if self.volumes and (old_meta.get("labels") != meta.get("labels") or old_meta.get("annotations") != meta.get("annotations")):
+        if self.volumes and (
+            old_meta.get("labels") != meta.get("labels") or old_meta.get("annotations") != meta.get("annotations")
+        ):
             refresh_downward(self.k.runtime.root, pod)
         self._changed.set()
 
@@ -302,7 +313,9 @@ class PodWorker:
         status = dict(bound.get("status") or {})
         status["conditions"] = [_scheduled_condition("True", "", "")]
         self.k.registry.write_status(_PODS, namespace, name, status)
-        self.k.recorder.record_series(bound, "Normal", "Scheduled", "Binding", f"Successfully assigned {self.key} to {chosen}")
+        self.k.recorder.record_series(
+            bound, "Normal", "Scheduled", "Binding", f"Successfully assigned {self.key} to {chosen}"
+        )
         return True
 
     def _unschedulable(self, message: str) -> None:
@@ -374,7 +387,12 @@ class PodWorker:
             began = time.monotonic()
             await asyncio.sleep(self.k.start_delay_s / 2)
             took = time.monotonic() - began
-            self._event("Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)', state)
+            self._event(
+                "Normal",
+                "Pulled",
+                f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)',
+                state,
+            )
         self.node.pulled.add(state.image)
         state.image_id = f"{state.image.rsplit(':', 1)[0]}@sha256:{hashlib.sha256(state.image.encode()).hexdigest()}"
         return True
@@ -399,7 +417,14 @@ class PodWorker:
             running = await self.k.runtime.start(spec, self.pod, env, self.volumes, log_)
         except StartError as exc:
             now = time.time()
-            state.terminated = {"exitCode": 128, "reason": "StartError", "message": str(exc), "startedAt": _epoch(), "finishedAt": _stamp(now), "containerID": state.container_id}
+            state.terminated = {
+                "exitCode": 128,
+                "reason": "StartError",
+                "message": str(exc),
+                "startedAt": _epoch(),
+                "finishedAt": _stamp(now),
+                "containerID": state.container_id,
+            }
             log_.close()
             self._event("Warning", "Failed", f"Error: {exc}", state)
             self._publish()
@@ -486,10 +511,16 @@ class PodWorker:
             self.k.logs.pop((self.uid, name), None)
         self.k.workers.pop(self.uid, None)
         shutil.rmtree(pod_dir(self.k.runtime.root, self.uid), ignore_errors=True)
+        self.k._announce_gone()
 
 
 def _scheduled_condition(status: str, reason: str, message: str) -> dict[str, Any]:
-    cond: dict[str, Any] = {"type": "PodScheduled", "status": status, "lastProbeTime": None, "lastTransitionTime": _stamp(time.time())}
+    cond: dict[str, Any] = {
+        "type": "PodScheduled",
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": _stamp(time.time()),
+    }
     if reason:
         cond["reason"] = reason
     if message:

@@ -63,9 +63,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             field = key.split("/", 1)[1]
             out[field] = [v for v in out.get(field) or [] if v not in value]
             continue
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and value.get("$patch") == "delete":
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             out.pop(key, None)
         elif isinstance(value, list) and key in MERGE_KEYS:
             out[key] = _merge_list(out.get(key) or [], value, MERGE_KEYS[key])
@@ -115,7 +113,7 @@ def _parent(doc: Any, parts: list[str], op: str, path: str) -> Any:
         try:
             cur = cur[int(part)] if isinstance(cur, list) else cur[part]
         except (KeyError, IndexError, ValueError, TypeError):
-            raise _fail(f"{op} operation does not apply: doc is missing path: \"{path}\"") from None
+            raise _fail(f'{op} operation does not apply: doc is missing path: "{path}"') from None
     return cur
 
 
@@ -127,7 +125,7 @@ def _get(doc: Any, path: str, op: str) -> Any:
     try:
         return parent[int(parts[-1])] if isinstance(parent, list) else parent[parts[-1]]
     except (KeyError, IndexError, ValueError, TypeError):
-        raise _fail(f"{op} operation does not apply: doc is missing key: \"{path}\"") from None
+        raise _fail(f'{op} operation does not apply: doc is missing key: "{path}"') from None
 
 
 def _remove(doc: Any, path: str, op: str) -> Any:
@@ -158,7 +156,7 @@ def _add(doc: Any, path: str, value: Any, op: str, replace: bool = False) -> Any
             raise _fail(f"replace operation does not apply: doc is missing key: {path}")
         parent[key] = copy.deepcopy(value)
     else:
-        raise _fail(f"{op} operation does not apply: doc is missing path: \"{path}\"")
+        raise _fail(f'{op} operation does not apply: doc is missing path: "{path}"')
     return doc
 
 

@@ -112,7 +112,14 @@ def _conditions(view: PodView, phase: str) -> list[tuple[str, str, str, str]]:
     if phase == "Succeeded":
         out.append(("Initialized", "True", "PodCompleted", ""))
     elif pending_inits:
-        out.append(("Initialized", "False", "ContainersNotInitialized", f"containers with incomplete status: {_names(pending_inits)}"))
+        out.append(
+            (
+                "Initialized",
+                "False",
+                "ContainersNotInitialized",
+                f"containers with incomplete status: {_names(pending_inits)}",
+            )
+        )
     else:
         out.append(("Initialized", "True", "", ""))
     unready = [c for c in sorted(view.containers, key=lambda c: c.name) if not c.running]
@@ -127,7 +134,9 @@ def _conditions(view: PodView, phase: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def merge_conditions(old: list[dict[str, Any]], new: list[tuple[str, str, str, str]], now: float) -> list[dict[str, Any]]:
+def merge_conditions(
+    old: list[dict[str, Any]], new: list[tuple[str, str, str, str]], now: float
+) -> list[dict[str, Any]]:
     """Build condition dicts, keeping ``lastTransitionTime`` when a status did not change."""
     before = {c.get("type"): c for c in old}
     out = []

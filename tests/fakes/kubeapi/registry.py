@@ -93,7 +93,9 @@ class Registry:
                 token = json.loads(base64.urlsafe_b64decode(cont.encode()))
                 rv, start = int(token["rv"]), str(token["start"])
             except (ValueError, KeyError, binascii.Error):
-                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+                raise bad_request(
+                    "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+                ) from None
         items = []
         for obj in self.store.items(resource, namespace):
             meta = obj["metadata"]
@@ -126,18 +128,25 @@ class Registry:
         if kind is None or version is None:
             raise bad_request(f"Object 'Kind' is missing in '{json.dumps(body)[:200]}'")
         if (version, kind) != (resource.api_version, resource.kind):
-            raise bad_request(f'{kind} in version "{version}" cannot be handled as a {resource.kind}: no kind "{kind}" is registered for version "{version}"')
+            raise bad_request(
+                f'{kind} in version "{version}" cannot be handled as a {resource.kind}: '
+                f'no kind "{kind}" is registered for version "{version}"'
+            )
         meta = body.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata: expected an object")
         if resource.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
-                raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
         if name is not None and meta.get("name") not in (None, name):
-            raise bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         return body
 
     def _validate(self, resource: Resource, obj: dict[str, Any], extra: list[Cause] | None = None) -> None:
@@ -159,7 +168,15 @@ class Registry:
         self, resource: Resource, obj: dict[str, Any], *, manager: str, applied: dict[str, Any] | None
     ) -> dict[str, Any]:
         meta = obj["metadata"]
-        for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "generation"):
+        for key in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "generation",
+        ):
             meta.pop(key, None)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + random_suffix(self.rng)
@@ -187,7 +204,15 @@ class Registry:
     ) -> dict[str, Any]:
         """Keep server-owned fields, default, validate, and write unless nothing changed."""
         meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
-        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name", "namespace"):
+        for key in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "name",
+            "namespace",
+        ):
             if key in old_meta:
                 meta[key] = old_meta[key]
             else:
@@ -201,7 +226,9 @@ class Registry:
         extra: list[Cause] = []
         if resource.kind == "Pod":
             extra = pod_update_causes(old.get("spec") or {}, new.get("spec") or {})
-        if old.get("immutable") and (old.get("data") != new.get("data") or old.get("binaryData") != new.get("binaryData")):
+        if old.get("immutable") and (
+            old.get("data") != new.get("data") or old.get("binaryData") != new.get("binaryData")
+        ):
             extra.append(Cause("FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "data"))
         self._validate(resource, new, extra)
         if resource.has_spec and new.get("spec") != old.get("spec"):
@@ -287,7 +314,9 @@ class Registry:
 
     # -- internal writers (controllers, kubelet) --------------------------------------------------
 
-    def write_status(self, resource: Resource, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+    def write_status(
+        self, resource: Resource, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Replace the status of a stored object (the status subresource); None if it is gone."""
         obj = self.store.get(resource, namespace, name)
         if obj is None:
@@ -297,7 +326,9 @@ class Registry:
         obj["status"] = copy.deepcopy(status)
         return self.store.put(resource, obj)
 
-    def write_spec_field(self, resource: Resource, namespace: str, name: str, path: tuple[str, ...], value: Any) -> dict[str, Any] | None:
+    def write_spec_field(
+        self, resource: Resource, namespace: str, name: str, path: tuple[str, ...], value: Any
+    ) -> dict[str, Any] | None:
         """Set one field of a stored object (the scheduler's binding of spec.nodeName)."""
         obj = self.store.get(resource, namespace, name)
         if obj is None:
@@ -314,4 +345,3 @@ class Registry:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", rfc3339(self.clock()))
         return self.store.put(resource, obj)
-

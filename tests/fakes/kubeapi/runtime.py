@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from . import hostpaths
-from .containers import Mount, build_argv, find_executable, resolve_env, spawn
 from .containers import Lookup as Lookup
+from .containers import Mount, build_argv, find_executable, resolve_env, spawn
 from .logs import ContainerLog, pump
 from .timefmt import rfc3339
 
 __all__ = ["RunningContainer", "Runtime", "StartError"]
 
-_OCI = "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+_OCI = (
+    "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+    "runc create failed: unable to start container process: "
+)
 NODE_ALLOCATABLE = {"cpu": "2", "memory": "8Gi", "ephemeral-storage": "100Gi", "pods": "110"}
 
 
@@ -133,7 +136,12 @@ class Runtime:
         return {"PATH": self.image_path, "HOSTNAME": pod["metadata"]["name"], "HOME": "/root", **env}
 
     async def start(
-        self, container: dict[str, Any], pod: dict[str, Any], env: dict[str, str], volumes: dict[str, Path], log: ContainerLog
+        self,
+        container: dict[str, Any],
+        pod: dict[str, Any],
+        env: dict[str, str],
+        volumes: dict[str, Path],
+        log: ContainerLog,
     ) -> RunningContainer:
         """Start the container's process.
 

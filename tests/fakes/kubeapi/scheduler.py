@@ -73,8 +73,10 @@ def _affinity_matches(node: dict[str, Any], spec: dict[str, Any]) -> bool:
     for term in required.get("nodeSelectorTerms") or []:
         exprs = term.get("matchExpressions") or []
         field_exprs = term.get("matchFields") or []
-        if (exprs or field_exprs) and all(_expression(labels, e) for e in exprs) and all(
-            _expression(fields, e) for e in field_exprs
+        if (
+            (exprs or field_exprs)
+            and all(_expression(labels, e) for e in exprs)
+            and all(_expression(fields, e) for e in field_exprs)
         ):
             return True
     return False

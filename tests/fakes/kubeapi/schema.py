@@ -84,7 +84,7 @@ def _schema_cause(error: jsonschema.ValidationError) -> Iterator[Cause]:
         yield not_supported(where, error.instance, error.validator_value)
     elif error.validator == "type":
         wanted = error.validator_value
-        wanted = [t for t in wanted if t != "null"][0] if isinstance(wanted, list) else wanted
+        wanted = next(t for t in wanted if t != "null") if isinstance(wanted, list) else wanted
         yield Cause("FieldValueTypeInvalid", f"Invalid value: {quote(error.instance)}: expected {wanted}", where)
     else:
         yield invalid(where, error.instance, error.message)
@@ -103,7 +103,9 @@ def _qualified_name(field: str, key: str) -> list[Cause]:
     prefix, _, name = key.rpartition("/")
     out: list[Cause] = []
     if prefix:
-        out += [invalid(field, key, "prefix part " + c.message.split(": ", 2)[-1]) for c in dns_subdomain(field, prefix)]
+        out += [
+            invalid(field, key, "prefix part " + c.message.split(": ", 2)[-1]) for c in dns_subdomain(field, prefix)
+        ]
     if not name:
         out.append(invalid(field, key, "name part must be non-empty"))
     elif len(name) > 63:
@@ -135,14 +137,20 @@ def _meta_causes(resource: Resource, meta: dict[str, Any]) -> list[Cause]:
             out.append(invalid("metadata.labels", value, LABEL_VALUE_MSG))
     annotations = meta.get("annotations") or {}
     for key in annotations:
-        out += [Cause(c.reason, c.message, "metadata.annotations") for c in _qualified_name("metadata.annotations", key)]
+        out += [
+            Cause(c.reason, c.message, "metadata.annotations") for c in _qualified_name("metadata.annotations", key)
+        ]
     size = sum(len(k) + len(str(v)) for k, v in annotations.items())
     if size > _MAX_ANNOTATIONS:
-        out.append(Cause("FieldValueTooLong", f"Too long: must have at most {_MAX_ANNOTATIONS} bytes", "metadata.annotations"))
+        out.append(
+            Cause("FieldValueTooLong", f"Too long: must have at most {_MAX_ANNOTATIONS} bytes", "metadata.annotations")
+        )
     for i, ref in enumerate(meta.get("ownerReferences") or []):
         for key in ("apiVersion", "kind", "name", "uid"):
             if not ref.get(key):
-                out.append(required(f"metadata.ownerReferences[{i}].{key}" if key != "uid" else "metadata.ownerReferences.uid"))
+                out.append(
+                    required(f"metadata.ownerReferences[{i}].{key}" if key != "uid" else "metadata.ownerReferences.uid")
+                )
     return out
 
 
@@ -175,5 +183,3 @@ def validate(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
     elif resource.kind == "ConfigMap":
         causes += _config_keys(obj, ("data", "binaryData"))
     return causes
-
-

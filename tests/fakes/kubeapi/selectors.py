@@ -79,7 +79,9 @@ def _numeric(key: str, op: str, value: str) -> Predicate:
     try:
         bound = int(value)
     except ValueError:
-        raise bad_request(f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {value}") from None
+        raise bad_request(
+            f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {value}"
+        ) from None
 
     def check(labels: Mapping[str, str]) -> bool:
         try:

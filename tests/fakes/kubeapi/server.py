@@ -27,8 +27,8 @@ from .logs import ContainerLog, LogOptions, render
 from .registry import Registry, decode_body
 from .resources import RESOURCES, Resource, by_path
 from .selectors import parse_field_selector, parse_label_selector
-from .status import StatusError, bad_request, invalid, method_not_allowed, unauthorized
 from .status import Cause as Cause
+from .status import StatusError, bad_request, invalid, method_not_allowed, unauthorized
 from .timefmt import parse_rfc3339_ns
 
 __all__ = ["Api", "FailRule"]
@@ -149,7 +149,11 @@ class Api:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/")
-        if path in ("/version", "/api", "/apis", "/healthz", "/livez", "/readyz") or path == "/api/v1" or re.fullmatch(r"/apis/[^/]+(/[^/]+)?", path):
+        if (
+            path in ("/version", "/api", "/apis", "/healthz", "/livez", "/readyz")
+            or path == "/api/v1"
+            or re.fullmatch(r"/apis/[^/]+(/[^/]+)?", path)
+        ):
             return self._discovery(path)
         target = parse_target(path)
         method = request.method
@@ -180,7 +184,9 @@ class Api:
         if method == "PATCH" and name is not None:
             force = request.query.get("force", "").lower() in _TRUE
             content_type = request.headers.get("Content-Type", "")
-            manager = request.query.get("fieldManager") or (None if "apply-patch" in content_type else _manager(request))
+            manager = request.query.get("fieldManager") or (
+                None if "apply-patch" in content_type else _manager(request)
+            )
             created = name is not None and self.registry.store.get(res, namespace, name) is None
             obj = self.registry.patch(res, namespace, name, body, content_type, manager=manager, force=force)
             return _json(obj, 201 if created else 200)
@@ -193,15 +199,28 @@ class Api:
         grace = _int(request.query.get("gracePeriodSeconds"), "gracePeriodSeconds")
         policy = request.query.get("propagationPolicy")
         if target.name is not None:
-            obj = delete(self.registry, target.resource, namespace, target.name, grace=grace, propagation=policy, options=options)
+            obj = delete(
+                self.registry, target.resource, namespace, target.name, grace=grace, propagation=policy, options=options
+            )
             return _json(obj)
         listed = self.registry.list(
-            target.resource, target.namespace, labels=request.query.get("labelSelector"), fields=request.query.get("fieldSelector")
+            target.resource,
+            target.namespace,
+            labels=request.query.get("labelSelector"),
+            fields=request.query.get("fieldSelector"),
         )
         for item in listed["items"]:
             meta = item["metadata"]
             with contextlib.suppress(StatusError):
-                delete(self.registry, target.resource, meta.get("namespace", ""), meta["name"], grace=grace, propagation=policy, options=options)
+                delete(
+                    self.registry,
+                    target.resource,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    grace=grace,
+                    propagation=policy,
+                    options=options,
+                )
         return _json(listed)
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
@@ -225,10 +244,14 @@ class Api:
         fields = parse_field_selector(query.get("fieldSelector"), target.resource)
         timeout = _int(query.get("timeoutSeconds"), "timeoutSeconds")
         bookmarks = query.get("allowWatchBookmarks", "").lower() in _TRUE
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
+        )
         response.enable_chunked_encoding()
         try:
-            watcher = self.registry.store.watch(target.resource, target.namespace, query.get("resourceVersion"), labels, fields)
+            watcher = self.registry.store.watch(
+                target.resource, target.namespace, query.get("resourceVersion"), labels, fields
+            )
         except StatusError as exc:
             await response.prepare(request)
             await response.write(_line({"type": "ERROR", "object": exc.body()}))
@@ -248,7 +271,9 @@ class Api:
                     item = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     if bookmarks:
-                        await response.write(_line({"type": "BOOKMARK", "object": _bookmark(target.resource, self.registry.store.rv)}))
+                        await response.write(
+                            _line({"type": "BOOKMARK", "object": _bookmark(target.resource, self.registry.store.rv)})
+                        )
                     continue
                 if item is None:
                     break
@@ -269,7 +294,9 @@ class Api:
         names = [c["name"] for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]]
         if not container:
             if len(spec.get("containers") or []) != 1:
-                raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+                raise bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+                )
             container = spec["containers"][0]["name"]
         elif container not in names:
             raise bad_request(f"container {container} is not valid for pod {name}")
@@ -302,7 +329,9 @@ class Api:
         since_seconds = _int(query.get("sinceSeconds"), "sinceSeconds")
         since_time = query.get("sinceTime")
         if since_seconds is not None and since_time:
-            cause = Cause("FieldValueForbidden", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified", "")
+            cause = Cause(
+                "FieldValueForbidden", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified", ""
+            )
             raise invalid("", "PodLogOptions", "", [cause])
         since_ns = None
         if since_seconds is not None:
@@ -343,12 +372,34 @@ class Api:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         if path == "/version":
-            return _json({"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake", "platform": "linux/amd64", "goVersion": "go1.22.0", "compiler": "gc"})
+            return _json(
+                {
+                    "major": "1",
+                    "minor": "30",
+                    "gitVersion": "v1.30.0-fake",
+                    "platform": "linux/amd64",
+                    "goVersion": "go1.22.0",
+                    "compiler": "gc",
+                }
+            )
         if path == "/api":
-            return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.port_info()}]})
+            return _json(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.port_info()}],
+                }
+            )
         groups = sorted({r.group for r in RESOURCES if r.group})
         if path == "/apis":
-            items = [{"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}], "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}} for g in groups]
+            items = [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"},
+                }
+                for g in groups
+            ]
             return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": items})
         parts = path.strip("/").split("/")
         group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2] if len(parts) > 2 else "v1")
@@ -357,12 +408,37 @@ class Api:
             raise _not_found_path()
         listed = []
         for r in resources:
-            listed.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind, "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]})
+            listed.append(
+                {
+                    "name": r.plural,
+                    "singularName": r.kind.lower(),
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                }
+            )
             if r.has_status:
-                listed.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get"]})
+                listed.append(
+                    {
+                        "name": f"{r.plural}/status",
+                        "singularName": "",
+                        "namespaced": r.namespaced,
+                        "kind": r.kind,
+                        "verbs": ["get"],
+                    }
+                )
             if r.kind == "Pod":
-                listed.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]})
-        return _json({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}".lstrip("/"), "resources": listed})
+                listed.append(
+                    {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}
+                )
+        return _json(
+            {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}".lstrip("/"),
+                "resources": listed,
+            }
+        )
 
 
 def _line(event: dict[str, Any]) -> bytes:
@@ -371,7 +447,11 @@ def _line(event: dict[str, Any]) -> bytes:
 
 def _bookmark(resource: Resource, rv: int) -> dict[str, Any]:
     """The object of a BOOKMARK: an empty object of the kind, as the watch cache serialises it."""
-    obj: dict[str, Any] = {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": {"resourceVersion": str(rv), "creationTimestamp": None}}
+    obj: dict[str, Any] = {
+        "kind": resource.kind,
+        "apiVersion": resource.api_version,
+        "metadata": {"resourceVersion": str(rv), "creationTimestamp": None},
+    }
     if resource.kind == "Pod":
         obj["spec"] = {"containers": None}
         obj["status"] = {}

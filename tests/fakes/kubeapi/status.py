@@ -142,16 +142,18 @@ def expired(message: str) -> StatusError:
 
 
 def method_not_allowed() -> StatusError:
-    return StatusError(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
-    )
+    return StatusError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
 def unsupported_media_type(content_type: str) -> StatusError:
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got "{content_type}"')
+    return StatusError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; "
+        f'got "{content_type}"',
+    )
 
 
 def internal_error(message: str) -> StatusError:
-    return StatusError(
-        500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]}
-    )
+    return StatusError(500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]})

@@ -53,14 +53,21 @@ async def test_follow_with_timestamps_and_since_time(client: AsyncClient, http: 
     assert abs((datetime.now(UTC) - stamp).total_seconds()) < 30
 
 
-async def test_dropped_follow_stream_resumes_with_since_time(client: AsyncClient, api: FakeKubeApi, http: httpx2.AsyncClient) -> None:
+async def test_dropped_follow_stream_resumes_with_since_time(
+    client: AsyncClient, api: FakeKubeApi, http: httpx2.AsyncClient
+) -> None:
     script = "for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.05; done"
     await client.create(Pod.from_dict(pod_body("drop", [sh("main", script)])))
     await wait_pod(client, "drop", lambda p: p.status.phase != "Pending")
     api.drop_log_streams(pod="drop", after_bytes=50)
     received = b""
     with pytest.raises(httpx2.HTTPError):
-        async with asyncio.timeout(10), http.stream("GET", "/api/v1/namespaces/default/pods/drop/log", params={"follow": "true", "timestamps": "true"}) as response:
+        async with (
+            asyncio.timeout(10),
+            http.stream(
+                "GET", "/api/v1/namespaces/default/pods/drop/log", params={"follow": "true", "timestamps": "true"}
+            ) as response,
+        ):
             async for chunk in response.aiter_bytes():
                 received += chunk
     assert len(received) == 50  # cut mid-record: the first record is 38 bytes
@@ -75,7 +82,11 @@ async def test_dropped_follow_stream_resumes_with_since_time(client: AsyncClient
 async def test_log_errors_are_the_api_servers_and_the_kubelets(client: AsyncClient, http: httpx2.AsyncClient) -> None:
     body = pod_body("two", [sh("a", "true"), sh("b", "true")], initContainers=[sh("init", "sleep 5")])
     await client.create(Pod.from_dict(body))
-    await wait_pod(client, "two", lambda p: p.status.initContainerStatuses and p.status.initContainerStatuses[0].state.running is not None)
+    await wait_pod(
+        client,
+        "two",
+        lambda p: p.status.initContainerStatuses and p.status.initContainerStatuses[0].state.running is not None,
+    )
     answers = {
         "missing pod": (await http.get("/api/v1/namespaces/default/pods/none/log")).json(),
         "no container": (await _read(http, "two")).json(),
@@ -90,7 +101,15 @@ async def test_log_errors_are_the_api_servers_and_the_kubelets(client: AsyncClie
         "waiting": (400, 'container "a" in pod "two" is waiting to start: PodInitializing'),
         "previous": (400, 'previous terminated container "init" in pod "two" not found'),
     }
-    assert answers["bad container"] == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "container c is not valid for pod two", "reason": "BadRequest", "code": 400}
+    assert answers["bad container"] == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "container c is not valid for pod two",
+        "reason": "BadRequest",
+        "code": 400,
+    }
 
 
 async def test_logs_of_a_finished_container_are_kept_until_the_pod_goes(client: AsyncClient, api: FakeKubeApi) -> None:

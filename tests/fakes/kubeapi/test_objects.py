@@ -36,14 +36,22 @@ async def test_create_get_list_delete_with_global_resource_versions(client: Asyn
 
 
 async def test_invalid_pod_is_422_with_one_cause_per_field(http: httpx2.AsyncClient) -> None:
-    body = pod_body("bad", [{"name": "Bad_Name", "image": "alpine"}, {"name": "second", "imagePullPolicy": "Sometimes"}])
+    body = pod_body(
+        "bad", [{"name": "Bad_Name", "image": "alpine"}, {"name": "second", "imagePullPolicy": "Sometimes"}]
+    )
     response = await http.post("/api/v1/namespaces/default/pods", json=body)
     status = response.json()
     assert response.status_code == 422 and status["reason"] == "Invalid" and status["kind"] == "Status"
     fields = {c["field"]: c for c in status["details"]["causes"]}
     assert fields["spec.containers[0].name"]["reason"] == "FieldValueInvalid"
-    assert fields["spec.containers[0].name"]["message"].startswith('Invalid value: "Bad_Name": a lowercase RFC 1123 label')
-    assert fields["spec.containers[1].image"] == {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.containers[1].image"}
+    assert fields["spec.containers[0].name"]["message"].startswith(
+        'Invalid value: "Bad_Name": a lowercase RFC 1123 label'
+    )
+    assert fields["spec.containers[1].image"] == {
+        "reason": "FieldValueRequired",
+        "message": "Required value",
+        "field": "spec.containers[1].image",
+    }
     assert fields["spec.containers[1].imagePullPolicy"]["reason"] == "FieldValueNotSupported"
     assert status["message"].startswith('Pod "bad" is invalid: [spec.containers[0].name: Invalid value: "Bad_Name"')
     assert status["details"] | {"causes": []} == {"name": "bad", "kind": "Pod", "causes": []}
@@ -73,7 +81,9 @@ async def test_stale_replace_is_409_conflict(client: AsyncClient) -> None:
     with pytest.raises(ApiError) as caught:
         await client.replace(created)
     assert caught.value.status.code == 409 and caught.value.status.reason == "Conflict"
-    assert caught.value.status.message.endswith("the object has been modified; please apply your changes to the latest version and try again")
+    assert caught.value.status.message.endswith(
+        "the object has been modified; please apply your changes to the latest version and try again"
+    )
 
 
 async def test_generate_name_and_missing_namespace(client: AsyncClient) -> None:
@@ -111,7 +121,10 @@ async def test_apply_creates_other_kinds(client: AsyncClient) -> None:
             "metadata": {"name": "runner", "namespace": "default"},
             "spec": {
                 "selector": {"matchLabels": {"app": "runner"}},
-                "template": {"metadata": {"labels": {"app": "runner"}}, "spec": {"containers": [{"name": "r", "image": "alpine"}]}},
+                "template": {
+                    "metadata": {"labels": {"app": "runner"}},
+                    "spec": {"containers": [{"name": "r", "image": "alpine"}]},
+                },
             },
         }
     )
@@ -188,4 +201,7 @@ async def test_missing_service_account_is_forbidden(client: AsyncClient) -> None
         await client.create(Pod.from_dict(body))
     status = caught.value.status
     assert status.code == 403
-    assert status.message == 'pods "sa" is forbidden: error looking up service account default/runner: serviceaccount "runner" not found'
+    assert (
+        status.message
+        == 'pods "sa" is forbidden: error looking up service account default/runner: serviceaccount "runner" not found'
+    )

@@ -47,7 +47,7 @@ async def test_init_container_and_two_containers_share_an_empty_dir(client: Asyn
     assert reader.state.terminated.message == "bye\n"
     assert [s.name for s in pod.status.containerStatuses] == ["reader", "writer"]
     assert [line async for line in client.log("seq", container="reader")] == ["from-init\n"]
-    assert not Path("/skyrunner/from-init").exists()  # the volume was mounted privately
+    assert not await asyncio.to_thread(Path("/skyrunner/from-init").exists)  # mounted privately
     conditions = {c.type: (c.status, c.reason) for c in pod.status.conditions}
     assert conditions["Ready"] == ("False", "PodFailed") and conditions["Initialized"] == ("True", None)
 
@@ -61,7 +61,13 @@ async def test_env_from_a_secret_created_after_the_pod(client: AsyncClient) -> N
     script = "echo $(GREETING) $POD $EXTRA_URL '$$(TOKEN)'"
     container = sh("main", script, env=env, envFrom=[{"secretRef": {"name": "job-token"}, "prefix": "EXTRA_"}])
     await client.create(Pod.from_dict(pod_body("env", [container])))
-    waiting = await wait_pod(client, "env", lambda p: bool(p.status.containerStatuses) and _state(p, "main").state.waiting.reason == "CreateContainerConfigError")
+    waiting = await wait_pod(
+        client,
+        "env",
+        lambda p: (
+            bool(p.status.containerStatuses) and _state(p, "main").state.waiting.reason == "CreateContainerConfigError"
+        ),
+    )
     assert _state(waiting, "main").state.waiting.message == 'secret "job-token" not found'
     await client.create(Secret(metadata=ObjectMeta(name="job-token"), stringData={"token": "t0k", "URL": "https://x"}))
     pod = await wait_pod(client, "env", terminal)
@@ -69,10 +75,16 @@ async def test_env_from_a_secret_created_after_the_pod(client: AsyncClient) -> N
     assert [line async for line in client.log("env")] == ["hi-t0k env https://x $(TOKEN)\n"]
 
 
-async def test_image_pull_failure_keeps_the_pod_pending_with_events(client: AsyncClient, api: FakeKubeApi, http: httpx2.AsyncClient) -> None:
+async def test_image_pull_failure_keeps_the_pod_pending_with_events(
+    client: AsyncClient, api: FakeKubeApi, http: httpx2.AsyncClient
+) -> None:
     image = "registry.example.com/team/pull-error:1"
     await client.create(Pod.from_dict(pod_body("pull", [{"name": "main", "image": image}])))
-    pod = await wait_pod(client, "pull", lambda p: bool(p.status.containerStatuses) and _state(p, "main").state.waiting.reason == "ImagePullBackOff")
+    pod = await wait_pod(
+        client,
+        "pull",
+        lambda p: bool(p.status.containerStatuses) and _state(p, "main").state.waiting.reason == "ImagePullBackOff",
+    )
     assert pod.status.phase == "Pending"
     reasons = [(e["type"], e["reason"], e["message"]) for e in api.events if e["involvedObject"]["name"] == "pull"]
     assert ("Normal", "Pulling", f'Pulling image "{image}"') in reasons
@@ -97,13 +109,24 @@ async def test_unschedulable_pod_gets_the_scheduler_condition_and_event(client: 
         "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
     )
     condition = pod.status.conditions[0]
-    assert (condition.type, condition.status, condition.reason, condition.message) == ("PodScheduled", "False", "Unschedulable", expected)
+    assert (condition.type, condition.status, condition.reason, condition.message) == (
+        "PodScheduled",
+        "False",
+        "Unschedulable",
+        expected,
+    )
     event = next(e for e in api.events if e["reason"] == "FailedScheduling")
-    assert event["message"] == expected and event["type"] == "Warning" and event["reportingComponent"] == "default-scheduler"
+    assert (
+        event["message"] == expected
+        and event["type"] == "Warning"
+        and event["reportingComponent"] == "default-scheduler"
+    )
     assert [line async for line in client.log("nowhere")] == []  # no node, no logs: an empty answer
 
 
-async def test_delete_with_grace_period_runs_the_term_trap_then_removes_the_pod(client: AsyncClient, api: FakeKubeApi) -> None:
+async def test_delete_with_grace_period_runs_the_term_trap_then_removes_the_pod(
+    client: AsyncClient, api: FakeKubeApi
+) -> None:
     script = "trap 'echo trapped; exit 7' TERM; echo ready; while :; do sleep 0.02; done"
     await client.create(Pod.from_dict(pod_body("graceful", [sh("main", script)])))
     await wait_pod(client, "graceful", lambda p: p.status.phase == "Running")
@@ -125,12 +148,18 @@ async def test_delete_with_grace_period_runs_the_term_trap_then_removes_the_pod(
 
 
 async def test_grace_period_ends_with_sigkill(client: AsyncClient, api: FakeKubeApi) -> None:
-    await client.create(Pod.from_dict(pod_body("stubborn", [sh("main", "trap '' TERM; echo ready; while :; do sleep 0.02; done")])))
+    await client.create(
+        Pod.from_dict(pod_body("stubborn", [sh("main", "trap '' TERM; echo ready; while :; do sleep 0.02; done")]))
+    )
     await wait_pod(client, "stubborn", lambda p: p.status.phase == "Running")
+    async for line in client.log("stubborn", follow=True):  # the trap is set once "ready" is out
+        if line == "ready\n":
+            break
     watch = client.watch(Pod, namespace="default", fields={"metadata.name": "stubborn"})
     await client.delete(Pod, "stubborn", grace_period=1)
     async with asyncio.timeout(5):
-        async for op, pod in watch:
+        async for op, last in watch:
+            pod = last
             if op == "DELETED":
                 break
     terminated = _state(pod, "main").state.terminated

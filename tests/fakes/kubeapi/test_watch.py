@@ -66,10 +66,23 @@ async def test_label_selected_watch_sees_objects_leave_and_enter(client: AsyncCl
 
 async def test_raw_watch_has_bookmarks_and_honours_timeout_seconds(http: httpx2.AsyncClient, api: FakeKubeApi) -> None:
     api.bookmark_interval_s = 0.05
-    created = (await http.post("/api/v1/namespaces/default/configmaps", json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}})).json()
-    params = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": "1", "resourceVersion": created["metadata"]["resourceVersion"]}
+    created = (
+        await http.post(
+            "/api/v1/namespaces/default/configmaps",
+            json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}},
+        )
+    ).json()
+    params = {
+        "watch": "1",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+        "resourceVersion": created["metadata"]["resourceVersion"],
+    }
     lines = []
-    async with asyncio.timeout(5), http.stream("GET", "/api/v1/namespaces/default/configmaps", params=params) as response:
+    async with (
+        asyncio.timeout(5),
+        http.stream("GET", "/api/v1/namespaces/default/configmaps", params=params) as response,
+    ):
         assert response.headers["content-type"] == "application/json"
         async for line in response.aiter_lines():
             lines.append(json.loads(line))

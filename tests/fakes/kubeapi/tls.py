@@ -83,11 +83,30 @@ def make_tls(folder: Path) -> TlsFiles:
     ca_name = _name("fake-kubernetes-ca")
     ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _issue(_name("kube-apiserver"), server_key, ca_name, ca_key, ca=False, usage=ExtendedKeyUsageOID.SERVER_AUTH, server=True)
+    server = _issue(
+        _name("kube-apiserver"),
+        server_key,
+        ca_name,
+        ca_key,
+        ca=False,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        server=True,
+    )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issue(_name("skyrunner-test", "system:masters"), client_key, ca_name, ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    client = _issue(
+        _name("skyrunner-test", "system:masters"),
+        client_key,
+        ca_name,
+        ca_key,
+        ca=False,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
     files = TlsFiles(
-        folder / "ca.crt", folder / "apiserver.crt", folder / "apiserver.key", folder / "client.crt", folder / "client.key"
+        folder / "ca.crt",
+        folder / "apiserver.crt",
+        folder / "apiserver.key",
+        folder / "client.crt",
+        folder / "client.key",
     )
     files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))

@@ -71,7 +71,11 @@ def _project_keys(volume: str, kind: str, source: dict[str, Any], lookup: Lookup
         if item["key"] not in values:
             if source.get("optional"):
                 continue
-            what = "secret references non-existent secret key" if kind == "Secret" else "configmap references non-existent config key"
+            what = (
+                "secret references non-existent secret key"
+                if kind == "Secret"
+                else "configmap references non-existent config key"
+            )
             raise MountError(f'MountVolume.SetUp failed for volume "{volume}" : {what}: {item["key"]}')
         _write(dest / item["path"], values[item["key"]], item.get("mode", mode))
 
@@ -118,9 +122,14 @@ def _host_path(volume: dict[str, Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
     elif kind == "Directory" and not path.is_dir():
-        raise MountError(f'MountVolume.SetUp failed for volume "{volume["name"]}" : hostPath type check failed: {path} is not a directory')
+        raise MountError(
+            f'MountVolume.SetUp failed for volume "{volume["name"]}" : '
+            f"hostPath type check failed: {path} is not a directory"
+        )
     elif kind == "File" and not path.is_file():
-        raise MountError(f'MountVolume.SetUp failed for volume "{volume["name"]}" : hostPath type check failed: {path} is not a file')
+        raise MountError(
+            f'MountVolume.SetUp failed for volume "{volume["name"]}" : hostPath type check failed: {path} is not a file'
+        )
     return path
 
 
@@ -135,7 +144,9 @@ def _prepare_one(root: Path, pod: dict[str, Any], volume: dict[str, Any], lookup
     dest = pod_dir(root, meta["uid"]) / "volumes" / volume["name"]
     dest.mkdir(parents=True, exist_ok=True)
     if "secret" in volume:
-        _project_keys(volume["name"], "Secret", volume["secret"], lookup, dest, volume["secret"].get("defaultMode", 420))
+        _project_keys(
+            volume["name"], "Secret", volume["secret"], lookup, dest, volume["secret"].get("defaultMode", 420)
+        )
     elif "configMap" in volume:
         source = volume["configMap"]
         _project_keys(volume["name"], "ConfigMap", source, lookup, dest, source.get("defaultMode", 420))
@@ -160,4 +171,6 @@ def refresh_downward(root: Path, pod: dict[str, Any]) -> None:
     for volume in pod["spec"].get("volumes") or []:
         if "downwardAPI" in volume:
             dest = pod_dir(root, pod["metadata"]["uid"]) / "volumes" / volume["name"]
-            _downward(volume["downwardAPI"].get("items") or [], pod, dest, volume["downwardAPI"].get("defaultMode", 420))
+            _downward(
+                volume["downwardAPI"].get("items") or [], pod, dest, volume["downwardAPI"].get("defaultMode", 420)
+            )
