@@ -162,14 +162,14 @@ def _merge(live: Any, applied: Any, field: str = "") -> Any:
         key = MERGE_KEYS[field]
         if not key:
             return [*live, *(v for v in applied if v not in live)]
-        out = copy.deepcopy(live)
+        items: list[Any] = copy.deepcopy(live)
         for item in applied:
-            idx = next((i for i, cur in enumerate(out) if cur.get(key) == item.get(key)), None)
+            idx = next((i for i, cur in enumerate(items) if cur.get(key) == item.get(key)), None)
             if idx is None:
-                out.append(copy.deepcopy(item))
+                items.append(copy.deepcopy(item))
             else:
-                out[idx] = _merge(out[idx], item)
-        return out
+                items[idx] = _merge(items[idx], item)
+        return items
     return copy.deepcopy(applied)
 
 

@@ -158,9 +158,10 @@ def resolve_env(
             continue
         if "secretKeyRef" in source or "configMapKeyRef" in source:
             kind = "Secret" if "secretKeyRef" in source else "ConfigMap"
-            value = _from_object(kind, source.get("secretKeyRef") or source.get("configMapKeyRef"), lookup, namespace)
-            if value is None:
+            found = _from_object(kind, source.get("secretKeyRef") or source.get("configMapKeyRef"), lookup, namespace)
+            if found is None:
                 continue
+            value = found
         elif "fieldRef" in source:
             value = _field(pod, source["fieldRef"].get("fieldPath", ""))
         else:

@@ -154,12 +154,12 @@ class NamespaceController:
             self._maybe_remove(change.obj["metadata"].get("namespace", ""))
 
     def _seed(self, namespace: str) -> None:
-        account = {
+        account: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": {"name": "default", "namespace": namespace},
         }
-        config = {
+        config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "kube-root-ca.crt", "namespace": namespace},

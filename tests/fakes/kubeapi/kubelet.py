@@ -167,7 +167,8 @@ class PodWorker:
         self.k = kubelet
         self.pod = pod
         meta = pod["metadata"]
-        self.uid, self.key = meta["uid"], f"{meta['namespace']}/{meta['name']}"
+        self.uid, self.namespace, self.name = meta["uid"], meta["namespace"], meta["name"]
+        self.key = f"{self.namespace}/{self.name}"
         spec = pod["spec"]
         first = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
         self.view = PodView(scheduled=False, sandbox=False)
@@ -221,11 +222,11 @@ class PodWorker:
     def _publish(self) -> None:
         if self.stop_reason == "gone":
             return
-        current = self.k.registry.store.get(_PODS, *self.key.split("/", 1))
+        current = self.k.registry.store.get(_PODS, self.namespace, self.name)
         if current is None or current["metadata"]["uid"] != self.uid:
             return
         status = build_status(current.get("status") or {}, self.view, time.time())
-        self.k.registry.write_status(_PODS, *self.key.split("/", 1), status)
+        self.k.registry.write_status(_PODS, self.namespace, self.name, status)
 
     def _event(self, kind: str, reason: str, message: str, container: ContainerRuntime | None = None) -> None:
         if self.stop_reason == "gone":
@@ -303,7 +304,7 @@ class PodWorker:
             self._unschedulable(message)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
-        namespace, name = self.key.split("/", 1)
+        namespace, name = self.namespace, self.name
         bound = self.k.registry.write_spec_field(_PODS, namespace, name, ("spec", "nodeName"), chosen)
         if bound is None:
             return False
@@ -319,7 +320,7 @@ class PodWorker:
         return True
 
     def _unschedulable(self, message: str) -> None:
-        namespace, name = self.key.split("/", 1)
+        namespace, name = self.namespace, self.name
         current = self.k.registry.store.get(_PODS, namespace, name)
         if current is None:
             return
@@ -488,7 +489,7 @@ class PodWorker:
         self._mark_unknown()
         self._publish()
         if self.stop_reason in ("deleted", "gone"):
-            namespace, name = self.key.split("/", 1)
+            namespace, name = self.namespace, self.name
             if self.stop_reason == "deleted":
                 finalize(self.k.registry, _PODS, namespace, name)
             self._cleanup()

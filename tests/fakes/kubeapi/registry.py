@@ -74,7 +74,7 @@ class Registry:
             raise not_found(resource.group, resource.plural, name)
         return obj
 
-    def list(
+    def list_objects(
         self,
         resource: Resource,
         namespace: str | None,

@@ -203,7 +203,7 @@ class Api:
                 self.registry, target.resource, namespace, target.name, grace=grace, propagation=policy, options=options
             )
             return _json(obj)
-        listed = self.registry.list(
+        listed = self.registry.list_objects(
             target.resource,
             target.namespace,
             labels=request.query.get("labelSelector"),
@@ -226,7 +226,7 @@ class Api:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         query = request.query
         return _json(
-            self.registry.list(
+            self.registry.list_objects(
                 target.resource,
                 target.namespace,
                 labels=query.get("labelSelector"),

@@ -152,9 +152,11 @@ async def test_grace_period_ends_with_sigkill(client: AsyncClient, api: FakeKube
         Pod.from_dict(pod_body("stubborn", [sh("main", "trap '' TERM; echo ready; while :; do sleep 0.02; done")]))
     )
     await wait_pod(client, "stubborn", lambda p: p.status.phase == "Running")
-    async for line in client.log("stubborn", follow=True):  # the trap is set once "ready" is out
+    lines = client.log("stubborn", follow=True)
+    async for line in lines:  # the trap is set once "ready" is out
         if line == "ready\n":
             break
+    await lines.aclose()  # type: ignore[attr-defined]
     watch = client.watch(Pod, namespace="default", fields={"metadata.name": "stubborn"})
     await client.delete(Pod, "stubborn", grace_period=1)
     async with asyncio.timeout(5):

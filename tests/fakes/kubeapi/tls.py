@@ -51,7 +51,7 @@ def _issue(
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
     ca: bool,
-    usage: ExtendedKeyUsageOID | None = None,
+    usage: x509.ObjectIdentifier | None = None,
     server: bool = False,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
