@@ -10,8 +10,9 @@ Flow:
    asks for (``X-GitLab-Trace-Update-Interval``), in patches of at most 1 MiB with
    ``Content-Range: start-end`` (inclusive). A 416 says how much GitLab has: the offset is reset
    to that and sending goes on from there. A 403 or a ``Job-Status`` of canceled/failed/canceling
-   is handed to ``on_remote_state``. When no patch went out for 30 s, a keep-alive
-   ``PUT state=running`` is sent instead.
+   is handed to ``on_remote_state``. When there was nothing to send for a whole interval, a
+   keep-alive ``PUT state=running`` goes out instead, so that a cancel in GitLab is seen within
+   the interval GitLab itself asked for (3 s while someone watches the log, 30 s otherwise).
 3. :meth:`TraceSink.close` flushes the masker and sends everything left; ``checksum`` and
    ``bytesize`` then describe every byte produced, for the final update.
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 PATCH_LIMIT: Final = 1024 * 1024
 DEFAULT_INTERVAL_S: Final = 3.0
-KEEPALIVE_S: Final = 30.0
 MAX_INTERVAL_S: Final = 900.0
 FINAL_FLUSH_ATTEMPTS: Final = 8
 
@@ -151,7 +151,7 @@ class TraceSink:
             if self._closing:
                 break
             await self._send_pending()
-            if not self._stopped and loop.time() - self._last_contact >= KEEPALIVE_S:
+            if not self._stopped and loop.time() - self._last_contact >= self._interval:
                 await self._keepalive()
 
     async def close(self) -> None:
