@@ -1,0 +1,445 @@
+"""The kubernetes executor: one self-sequencing pod per job, created, watched, logged, deleted.
+
+Timeline of one job (the JobRunner calls these in order; see ``executors/base.py``):
+
+1. :meth:`KubernetesExecutor.prepare`: resolve the platform (once per factory), build the
+   manifests (``podspec.build_pod``), create the pull Secret and the job Secret, create the pod,
+   make the pod the Secrets' owner, then wait for the pod to be scheduled and its ``prepare``
+   init container to start: ``poll_timeout`` at most, but an image that cannot be pulled, an
+   unschedulable pod or a container that cannot be created fails at once (with the Kubernetes
+   event quoted in the trace); the trace says how long scheduling and image pulls took;
+2. :meth:`run_phase` ``prepare``, ``build``, ``finish``: follow the ``prepare``, ``build`` and
+   ``helper`` container's log into the trace (``logs.py``), checkpoint the trace on the pod
+   every few seconds (only at offsets GitLab acknowledged), and read the exit code and stage
+   codes from the container's status (OOM kills, evictions and deadlines become failures);
+   after ``finish`` the pod is deleted (its services ran until then);
+3. :meth:`stop`: graceful (cancel, timeout) sets the ``skyrunner.io/stop`` annotation and
+   deletes the pod with its grace period, so the build's SIGTERM trap runs after_script; an
+   abort deletes it with grace 0;
+4. :meth:`cleanup`: delete the pod if it is still there, print the cost line.
+
+An adopted executor (:meth:`KubernetesExecutorFactory.attach`) finds the pod instead of
+creating it and resumes the log at the checkpoint; phases before the checkpoint's container
+are not read again, only their results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import yaml
+from lightkube.resources.core_v1 import Pod
+
+from skyrunner.config import KubernetesConfig, PodSpecPatch, ServerlessPlatform
+from skyrunner.errors import ConfigError, ExecutorError, KubernetesApiError
+from skyrunner.executors.base import JobLayout, PhaseResult, PreparedJob, Slot, TraceWriter
+from skyrunner.executors.kubernetes import podspec
+from skyrunner.executors.kubernetes._checkpoint import (
+    Checkpoint,
+    CheckpointTracker,
+    PositionedTrace,
+    render_checkpoint,
+)
+from skyrunner.executors.kubernetes._logparse import LogCursor
+from skyrunner.executors.kubernetes._names import token_slug
+from skyrunner.executors.kubernetes._podstate import billed_seconds, describe_end, pulled_seconds, terminated_state
+from skyrunner.executors.kubernetes._waiting import Started, wait_for_start
+from skyrunner.executors.kubernetes.connection import Connection
+from skyrunner.executors.kubernetes.cost import Prices, build_prices, estimate_cost, render_cost_line
+from skyrunner.executors.kubernetes.logs import LogFollower
+from skyrunner.executors.kubernetes.platforms import Platform, detect_platform
+from skyrunner.executors.kubernetes.pods import PodApi
+from skyrunner.executors.kubernetes.sizing import PodSize
+from skyrunner.executors.kubernetes.spec_table import SpecTable, load_spec_table
+from skyrunner.executors.kubernetes.watch import PodView, PodWatchHub
+from skyrunner.job.outcome import CancelReason, FailureReason
+from skyrunner.job.script import Phase
+from skyrunner.job.spec import JobSpec
+
+__all__ = ["CONTAINERS", "KubernetesExecutor", "KubernetesExecutorFactory"]
+
+log = logging.getLogger(__name__)
+
+CONTAINERS: Final = {Phase.PREPARE: podspec.PREPARE, Phase.BUILD: podspec.BUILD, Phase.FINISH: podspec.HELPER}
+ORDER: Final = (podspec.PREPARE, podspec.BUILD, podspec.HELPER)
+CHECKPOINT_EVERY_S: Final = 5.0
+END_WAIT_S: Final = 10.0
+GONE_WAIT_S: Final = 10.0
+
+
+class KubernetesExecutor:
+    """Runs one job as one pod."""
+
+    name = "kubernetes"
+
+    def __init__(self, factory: KubernetesExecutorFactory, job_id: int, attach: Checkpoint | None = None) -> None:
+        self._factory = factory
+        self._job_id = job_id
+        self._attach = attach
+        self._tracker = CheckpointTracker(attach)
+        self._view: PodView | None = None
+        self._trace: TraceWriter | None = None
+        self._size: PodSize | None = None
+        self._platform = Platform.NONE
+        self._unowned: list[str] = []
+        self._stop_reason: CancelReason | None = None
+        self._deleted = False  # no checkpoint is written once the pod is being deleted
+        self._killed = False  # deleted with grace 0
+        self._final_pod: tuple[Pod, datetime] | None = None
+
+    # -- layout and prepare ------------------------------------------------------------------------
+    def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout:
+        builds = self._factory.builds_dir.rstrip("/") or "/"
+        project = f"{builds.rstrip('/')}/{project_path}"
+        return JobLayout(
+            builds_dir=builds,
+            project_dir=project,
+            tmp_dir=f"{project}.tmp",
+            run_dir=podspec.RUN_DIR,
+            cache_dir=f"{self._factory.cache_dir.rstrip('/')}/{project_path}",
+            shared_environment=False,
+        )
+
+    async def prepare(self, job: PreparedJob, trace: TraceWriter) -> None:
+        self._trace = trace
+        factory = self._factory
+        self._platform = await factory.platform()
+        try:
+            namespace = podspec.resolve_namespace(factory.cfg, job.variables)
+            names = podspec.pod_names(self._job_id, factory.short_token, namespace)
+            patches = await asyncio.to_thread(_read_patches, factory.cfg.pod_spec)
+            manifests = podspec.build_pod(
+                job, factory.cfg, names=names, platform=self._platform, table=factory.table, patches=patches
+            )
+        except ConfigError as exc:
+            if self._attach is not None:
+                raise ExecutorError(f"the adopted job's pod cannot be described any more: {exc}") from exc
+            raise ExecutorError(str(exc), failure_reason=FailureReason.RUNNER_CONFIGURATION_ERROR) from exc
+        self._size = manifests.size
+        if self._attach is not None:
+            await self._attach_to(names)
+            return
+        image = job.spec.image.name if job.spec.image and job.spec.image.name else factory.cfg.image or ""
+        trace.write_line(f"Using Kubernetes executor with image {image} ...")
+        trace.write_line(f"Using Kubernetes namespace: {namespace}")
+        if self._platform is not Platform.NONE:
+            trace.write_line(f"Pod sized for {self._platform.value}: {manifests.size.label}")
+        for warning in manifests.warnings:
+            trace.write_line(f"WARNING: {warning}", "yellow")
+        await self._create(manifests, names, trace)
+        trace.write_line(f"Waiting for pod {namespace}/{names.pod} to start...")
+        await self._wait_started(trace)
+
+    async def _attach_to(self, names: podspec.PodNames) -> None:
+        self._view = self._factory.hub.track(names.namespace, names.pod)
+        await self._view.refresh()
+        if self._view.gone:
+            raise ExecutorError(f"the pod {names.namespace}/{names.pod} of the adopted job is gone")
+        log.info("job %d: attached to pod %s/%s", self._job_id, names.namespace, names.pod)
+
+    async def _create(self, manifests: podspec.PodManifests, names: podspec.PodNames, trace: TraceWriter) -> None:
+        api, ns = self._factory.api, names.namespace
+        self._view = self._factory.hub.track(ns, names.pod)
+        secrets = [s for s in (manifests.pull_secret, manifests.secret) if s is not None]
+        created: list[str] = []
+        try:
+            for secret in secrets:
+                await api.create_secret(secret)
+                created.append(secret.metadata.name if secret.metadata and secret.metadata.name else "")
+            pod = await api.create_pod(manifests.pod)
+        except KubernetesApiError as exc:
+            if exc.code == 422:
+                trace.write_line("The Kubernetes API refused the pod:", "red")
+                trace.write(yaml.safe_dump(manifests.pod.to_dict(), sort_keys=False).encode())
+            for name in created:
+                await api.delete_secret(ns, name)
+            self._factory.hub.untrack(self._view)
+            raise
+        self._view.update(pod)
+        log.info("job %d: pod %s/%s created", self._job_id, ns, names.pod)
+        for name in created:
+            try:
+                await api.own_secret(ns, name, pod)
+            except KubernetesApiError as exc:
+                log.warning("job %d: secret %s keeps no owner, deleting it at the end: %s", self._job_id, name, exc)
+                self._unowned.append(name)
+        if self._stop_reason is not None:
+            await self._delete(grace_s=0)  # stopped while the pod was being created
+
+    async def _wait_started(self, trace: TraceWriter) -> None:
+        view = self._require_view()
+        cfg = self._factory.cfg
+        result = await wait_for_start(view, podspec.PREPARE, (podspec.PREPARE,), float(cfg.poll_timeout))
+        if result.state is Started.GONE:
+            if self._stop_reason is not None:
+                return
+            raise ExecutorError(f"the pod {view.namespace}/{view.name} was deleted before it started")
+        if result.state is Started.PROBLEM and result.problem is not None:
+            trace.write_line(f"Kubernetes event: {result.problem.quote}", "yellow")
+            raise ExecutorError(result.problem.message, failure_reason=result.problem.failure_reason)
+        if result.state is Started.TIMEOUT:
+            if result.last_warning:
+                trace.write_line(f"Kubernetes event: {result.last_warning}", "yellow")
+            phase = view.pod.status.phase if view.pod and view.pod.status else "unknown"
+            raise ExecutorError(
+                f"the pod {view.namespace}/{view.name} did not start within poll_timeout "
+                f"({cfg.poll_timeout}s, phase {phase})"
+            )
+        node = view.pod.spec.nodeName if view.pod and view.pod.spec else ""
+        scheduled = result.scheduled_after_s or 0.0
+        pulls = pulled_seconds(view.events)
+        trace.write_line(
+            f"Pod {view.namespace}/{view.name} is running on node {node}: waited {scheduled:.1f} s for "
+            f"scheduling, {pulls:.1f} s for image pulls"
+        )
+
+    # -- phases ------------------------------------------------------------------------------------
+    async def run_phase(self, phase: Phase, trace: TraceWriter) -> PhaseResult:
+        view = self._require_view()
+        container = CONTAINERS[phase]
+        if self._attach is not None and ORDER.index(container) < ORDER.index(self._attach.container):
+            return await self._result(container)  # read before the restart: its result only
+        resuming = self._attach is not None and self._attach.container == container
+        if not resuming and isinstance(trace, PositionedTrace) and (position := trace.position()) is not None:
+            self._tracker.offer(Checkpoint(container, None, 0, *position))
+        if container != podspec.PREPARE:
+            problem = await self._wait_container(container, trace)
+            if problem is not None:
+                return problem
+        cursor = LogCursor(self._attach.time, self._attach.lines_at_time) if resuming and self._attach else None
+        follower = LogFollower(self._factory.api, view, container, trace, cursor=cursor, tracker=self._tracker)
+        async with asyncio.TaskGroup() as group:
+            checkpoints = group.create_task(self._checkpoints(trace), name=f"job-{self._job_id}:checkpoint")
+            try:
+                await follower.run()
+            finally:
+                checkpoints.cancel()
+        result = await self._result(container)
+        if phase is Phase.FINISH:
+            await self._finish_pod()
+        return result
+
+    async def _wait_container(self, container: str, trace: TraceWriter) -> PhaseResult | None:
+        view = self._require_view()
+        watched = [c.name for c in (view.pod.spec.containers if view.pod and view.pod.spec else [])]
+        result = await wait_for_start(view, container, watched, float(self._factory.cfg.poll_timeout))
+        if result.state is Started.PROBLEM and result.problem is not None:
+            trace.write_line(f"Kubernetes event: {result.problem.quote}", "yellow")
+            problem = result.problem
+            return PhaseResult(exit_code=1, failure=problem.message, failure_reason=problem.failure_reason)
+        if result.state is Started.TIMEOUT and self._stop_reason is None:
+            return PhaseResult(
+                exit_code=1,
+                failure=f"container {container} did not start within poll_timeout ({self._factory.cfg.poll_timeout}s)",
+                failure_reason=FailureReason.RUNNER_SYSTEM_FAILURE,
+            )
+        return None  # started, or the pod is gone (the result says how)
+
+    async def _result(self, container: str) -> PhaseResult:
+        view = self._require_view()
+
+        def ended(current: PodView) -> bool | None:
+            pod = current.pod
+            return True if current.gone or (pod is not None and terminated_state(pod, container)) else None
+
+        if await view.wait_for(ended, END_WAIT_S) is None:
+            await view.refresh()
+        return describe_end(view.pod, container)
+
+    async def _checkpoints(self, trace: TraceWriter) -> None:
+        """Write the newest acknowledged checkpoint on the pod every few seconds."""
+        if not isinstance(trace, PositionedTrace):
+            return
+        view = self._require_view()
+        while not view.gone:
+            await view.wait_for(lambda v: v.gone or None, CHECKPOINT_EVERY_S)
+            point = self._tracker.due(trace.sent)
+            if point is None or view.gone or self._deleted:
+                continue
+            try:
+                await self._factory.api.annotate_pod(
+                    view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
+                )
+            except KubernetesApiError as exc:
+                log.warning("job %d: checkpoint not written: %s", self._job_id, exc)
+                continue
+            self._tracker.written(point)
+
+    # -- stop and cleanup --------------------------------------------------------------------------
+    async def stop(self, reason: CancelReason) -> None:
+        """Stop the job: graceful (after_script runs) or at once."""
+        hard = reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
+        if self._stop_reason is not None and not hard:
+            return
+        self._stop_reason = self._stop_reason or reason
+        view = self._view
+        if view is None or view.pod is None or view.gone:
+            return  # prepare deletes the pod once it exists
+        if hard:
+            await self._delete(grace_s=0)
+            return
+        value = "timeout" if reason is CancelReason.TIMEOUT else "canceled"
+        with contextlib.suppress(KubernetesApiError):
+            await self._factory.api.annotate_pod(view.namespace, view.name, {podspec.ANNOTATION_STOP: value})
+        await self._delete(grace_s=None)
+
+    async def cleanup(self) -> None:
+        """Delete the pod if it is still there, and print the cost line."""
+        view = self._view
+        try:
+            if view is not None and view.pod is not None:
+                await self._finish_pod()
+                await view.wait_for(lambda v: v.gone or None, GONE_WAIT_S)
+                self._cost_line()
+            for name in self._unowned:
+                await self._factory.api.delete_secret(view.namespace if view else "", name)
+        finally:
+            if view is not None:
+                self._factory.hub.untrack(view)
+            self._factory.forget(self._job_id)
+
+    async def _finish_pod(self) -> None:
+        """Keep the pod's last state for the bill, then delete it (services stop with it)."""
+        view = self._require_view()
+        if self._final_pod is None and view.pod is not None:
+            self._final_pod = (view.pod, datetime.now(UTC))
+        if not view.gone and not self._killed:
+            await self._delete(grace_s=0)
+
+    async def _delete(self, grace_s: int | None) -> None:
+        view = self._require_view()
+        self._deleted = True
+        self._killed = self._killed or grace_s == 0
+        existed = await self._factory.api.delete_pod(view.namespace, view.name, grace_s)
+        if not existed:
+            view.mark_gone()
+        log.info("job %d: pod %s/%s deleted (grace %s)", self._job_id, view.namespace, view.name, grace_s)
+
+    def _cost_line(self) -> None:
+        if self._trace is None or self._size is None or self._final_pod is None:
+            return
+        pod, ended = self._final_pod
+        prices = self._factory.prices(self._platform)
+        cost = estimate_cost(self._size, billed_seconds(pod, ended), prices)
+        view = self._require_view()
+        pulls = pulled_seconds(view.events)
+        if pulls:
+            self._trace.write_line(f"Image pulls took {pulls:.1f} s")
+        self._trace.write_line(render_cost_line(self._size, cost))
+
+    def _require_view(self) -> PodView:
+        if self._view is None:
+            raise ExecutorError("the kubernetes executor was used before prepare")
+        return self._view
+
+
+def _read_patches(patches: tuple[PodSpecPatch, ...]) -> list[tuple[PodSpecPatch, str]]:
+    """Pair each ``[[runners.kubernetes.pod_spec]]`` with its text, reading ``patch_path``."""
+    out = []
+    for patch in patches:
+        if patch.patch_path:
+            try:
+                text = Path(patch.patch_path).read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"kubernetes pod_spec {patch.name!r}: patch_path {patch.patch_path}: {exc.strerror}"
+                ) from exc
+            out.append((patch, text))
+        else:
+            out.append((patch, patch.patch or ""))
+    return out
+
+
+class KubernetesExecutorFactory:
+    """Makes the executors of one runner: one API client, one shared watch, one platform."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        cfg: KubernetesConfig,
+        connection: Connection,
+        *,
+        short_token: str,
+        builds_dir: str = "/builds",
+        cache_dir: str = "/cache",
+        table: SpecTable | None = None,
+    ) -> None:
+        # the connection's namespace (config, else the kubeconfig context's) is the job default
+        self.cfg = cfg if cfg.namespace else cfg.model_copy(update={"namespace": connection.namespace})
+        self.connection = connection
+        self.short_token = short_token
+        self.builds_dir = builds_dir
+        self.cache_dir = cache_dir
+        self.table = table or load_spec_table()
+        self.api = PodApi(connection.client)
+        self.labels = {podspec.LABEL_RUNNER: token_slug(short_token), podspec.LABEL_MANAGED_BY: podspec.MANAGED_BY}
+        self.hub = PodWatchHub(self.api, self.labels)
+        self._platform: Platform | None = None
+        self._platform_lock = asyncio.Lock()
+        self._prices: dict[Platform, Prices | None] = {}
+        self._active: set[int] = set()
+
+    @property
+    def namespace(self) -> str:
+        return self.cfg.namespace or "default"
+
+    def create(self, job_id: int) -> KubernetesExecutor:
+        self._active.add(job_id)
+        return KubernetesExecutor(self, job_id)
+
+    def attach(self, job_id: int, checkpoint: Checkpoint) -> KubernetesExecutor:
+        """An executor for the running pod of an adopted job, resuming at ``checkpoint``."""
+        self._active.add(job_id)
+        return KubernetesExecutor(self, job_id, attach=checkpoint)
+
+    def running(self) -> frozenset[int]:
+        """The jobs this process runs now (adoption leaves their pods alone)."""
+        return frozenset(self._active)
+
+    def forget(self, job_id: int) -> None:
+        self._active.discard(job_id)
+
+    async def platform(self) -> Platform:
+        """The platform pods are sized for; ``auto`` is read from the nodes' labels once."""
+        async with self._platform_lock:
+            if self._platform is None:
+                self._platform = await self._detect_platform()
+            return self._platform
+
+    async def _detect_platform(self) -> Platform:
+        wanted = self.cfg.serverless.platform
+        if wanted is not ServerlessPlatform.AUTO:
+            return Platform(wanted.value)
+        try:
+            labels = await self.api.node_labels(self.cfg.node_selector)
+        except KubernetesApiError as exc:
+            log.warning("serverless platform auto: cannot read node labels, sizing for none: %s", exc)
+            return Platform.NONE
+        platform = detect_platform(labels)
+        log.info("serverless platform auto: %s (%d nodes)", platform.value, len(labels))
+        return platform
+
+    def prices(self, platform: Platform) -> Prices | None:
+        """The prices of the cost line (config overrides on the platform's table)."""
+        if platform not in self._prices:
+            given = self.cfg.serverless.prices
+            try:
+                self._prices[platform] = build_prices(
+                    platform, self.table, per_vcpu_second=given.per_vcpu_second,
+                    per_gib_second=given.per_gib_second, currency=given.currency,
+                )  # fmt: skip
+            except ConfigError as exc:
+                log.warning("no cost estimate: %s", exc)
+                self._prices[platform] = None
+        return self._prices[platform]
+
+    async def aclose(self) -> None:
+        """Stop the watches and close the client."""
+        await self.hub.aclose()
+        await self.api.aclose()
