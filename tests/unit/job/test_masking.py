@@ -39,8 +39,18 @@ SECRETS = ["s3cr3tValue99", "s3cr3t", "glcbt-64_JOBTOKEN", "pa$$word"]
         (b"pa$$word", b"[MASKED]"),
         (b"", b""),
     ],
-    ids=["exact", "shorter-secret", "glpat", "job-token", "url-param", "amz-case", "bare-prefix",
-         "param-outside-url", "regex-chars", "empty"],
+    ids=[
+        "exact",
+        "shorter-secret",
+        "glpat",
+        "job-token",
+        "url-param",
+        "amz-case",
+        "bare-prefix",
+        "param-outside-url",
+        "regex-chars",
+        "empty",
+    ],
 )
 def test_masks_whole_text(text: bytes, expected: bytes) -> None:
     assert mask_whole(Masker(SECRETS), text) == expected
@@ -77,8 +87,14 @@ alphabet = st.sampled_from(list(b"s3cr3tValue99glpat-_x?&=private_tokn \n$paword
 
 @settings(max_examples=400, deadline=None)
 @given(
-    parts=st.lists(st.one_of(st.sampled_from([s.encode() for s in SECRETS] + [b"glpat-", b"?private_token="]),
-                             st.binary(max_size=6), st.lists(alphabet, max_size=8).map(bytes)), max_size=12),
+    parts=st.lists(
+        st.one_of(
+            st.sampled_from([s.encode() for s in SECRETS] + [b"glpat-", b"?private_token="]),
+            st.binary(max_size=6),
+            st.lists(alphabet, max_size=8).map(bytes),
+        ),
+        max_size=12,
+    ),
     cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=10),
 )
 def test_masking_does_not_depend_on_chunking(parts: list[bytes], cuts: list[int]) -> None:
@@ -86,4 +102,4 @@ def test_masking_does_not_depend_on_chunking(parts: list[bytes], cuts: list[int]
     whole = mask_whole(Masker(SECRETS), data)
     assert mask_split(Masker(SECRETS), data, [c for c in cuts if c <= len(data)]) == whole
     for secret in SECRETS:
-        assert secret.encode() not in whole or secret == "pa$$word" and b"[MASKED]" in whole
+        assert secret.encode() not in whole or (secret == "pa$$word" and b"[MASKED]" in whole)

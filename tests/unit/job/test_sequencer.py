@@ -54,8 +54,11 @@ def env_for(run_dir: Path, shell: str) -> dict[str, str]:
 
 def run_phase(run_dir: Path, phase: Phase, shell: str = "sh") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["sh", str(run_dir / "sequencer.sh"), phase.value], env=env_for(run_dir, shell), capture_output=True,
-        timeout=30, check=False,
+        ["sh", str(run_dir / "sequencer.sh"), phase.value],
+        env=env_for(run_dir, shell),
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -123,7 +126,9 @@ def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
     payload = job(["echo started", "sleep 30 & sleep 31", "echo never"], after=["echo after=$CI_JOB_STATUS"])
     run_dir = prepare_run_dir(tmp_path, payload)
     with subprocess.Popen(
-        ["sh", str(run_dir / "sequencer.sh"), "build"], env=env_for(run_dir, "bash"), stdout=subprocess.PIPE,
+        ["sh", str(run_dir / "sequencer.sh"), "build"],
+        env=env_for(run_dir, "bash"),
+        stdout=subprocess.PIPE,
         start_new_session=True,
     ) as proc:
         assert proc.stdout is not None

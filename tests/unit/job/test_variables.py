@@ -25,8 +25,20 @@ VALUES = {"A": "1", "NAME": "world", "EMPTY": ""}
         ("$A$A", "11"),
         ("no dollars", "no dollars"),
     ],
-    ids=["plain", "braces", "double-dollar", "digit", "unknown", "trailing", "non-name", "unterminated",
-         "empty-braces", "specials", "adjacent", "none"],
+    ids=[
+        "plain",
+        "braces",
+        "double-dollar",
+        "digit",
+        "unknown",
+        "trailing",
+        "non-name",
+        "unterminated",
+        "empty-braces",
+        "specials",
+        "adjacent",
+        "none",
+    ],
 )
 def test_expand_like_go(text: str, expected: str) -> None:
     assert expand(text, lambda key: "$" if key == "$" else VALUES.get(key, "")) == expected
@@ -34,9 +46,19 @@ def test_expand_like_go(text: str, expected: str) -> None:
 
 def context() -> RunnerContext:
     return RunnerContext(
-        builds_dir="/b", project_dir="/b/p", tmp_dir="/b/p.tmp", concurrent_id=0, concurrent_project_id=0,
-        short_token="abc123456", runner_id=7, version="0.1.0", revision="r", arch="linux/amd64",
-        timeout_s=60, shared_environment=True, environment=(("FROM_CONFIG", "c"), ("CI_SERVER", "no")),
+        builds_dir="/b",
+        project_dir="/b/p",
+        tmp_dir="/b/p.tmp",
+        concurrent_id=0,
+        concurrent_project_id=0,
+        short_token="abc123456",
+        runner_id=7,
+        version="0.1.0",
+        revision="r",
+        arch="linux/amd64",
+        timeout_s=60,
+        shared_environment=True,
+        environment=(("FROM_CONFIG", "c"), ("CI_SERVER", "no")),
     )
 
 
