@@ -201,7 +201,7 @@ class FakeKubeApi:
         """Every request served: (method, path with query)."""
         return self.api.requests
 
-    async def wait_pod_gone(self, namespace: str, name: str, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_pod_gone(self, namespace: str, name: str, timeout: float) -> None:
         """Wait until the pod object is removed and its processes are gone.
 
         Raises:

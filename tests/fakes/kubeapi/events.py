@@ -130,6 +130,9 @@ class EventRecorder:
         self._store(event, key)
 
     def _store(self, event: dict[str, Any], key: tuple[str, ...]) -> None:
+        namespace = self.registry.store.get(lookup("namespaces"), "", event["metadata"]["namespace"])
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return  # NamespaceLifecycle rejects it; recorders drop events they cannot write
         stored = self.registry.put_raw(lookup("events"), event)
         name = stored["metadata"]["name"]
         self._seen[key] = name
