@@ -1,0 +1,194 @@
+"""``skyrunner exec``: run a checkout's .gitlab-ci.yml on this machine, through the real JobRunner.
+
+Order of business: read the checkout and load the whole pipeline first (a YAML error or unknown
+keyword is one ``PipelineFileError`` line and exit 2, before anything runs); narrow it to the jobs
+named on the command line and their needs (a named manual job runs); ``--list`` stops there.
+Then the executor: ``shell`` (default) in ``.skyrunner/builds``, or the first kubernetes runner of
+config.toml, built by ``skyrunner.assembly``; the ``.skyrunner`` lock; and the scheduler, watched
+by a live view on a terminal or plain ``[job] ...`` lines elsewhere. Ctrl-C asks the scheduler
+to stop (again to cancel every job, a third time to kill them). Exit code: 1 when a job that may
+not fail failed or was canceled, else 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import click
+
+from skyrunner.assembly import build_executor_factory, build_job_settings, runner_identity
+from skyrunner.cli._app import EXIT_ERROR, skyrunner
+from skyrunner.cli._exec_view import LiveView, PlainView, console_for, render_list, render_summary
+from skyrunner.config import Config, Executor, RunnerConfig, default_config_path, load_config
+from skyrunner.errors import ConfigError
+from skyrunner.logs import configure_logging
+from skyrunner.pipeline.checkout import Checkout, read_checkout
+from skyrunner.pipeline.loader import load_pipeline
+from skyrunner.pipeline.model import Pipeline
+from skyrunner.pipeline.scheduler import PipelineResult, PipelineScheduler, RunnerSetup
+from skyrunner.pipeline.workspace import Workspace, open_workspace
+
+__all__ = ["exec_pipeline"]
+
+SYSTEM_ID: Final = "s_skyrunnerexec"
+LOCAL_TOKEN: Final = "glrt-local"  # short token "local": the builds dir is .skyrunner/builds/local/...
+
+
+def _parse_variables(values: Sequence[str]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--variable'")
+        variables[key.strip()] = value
+    return variables
+
+
+def _select(pipeline: Pipeline, names: Sequence[str], file: str) -> tuple[Pipeline, tuple[str, ...]]:
+    """Narrow ``pipeline`` to ``names`` (a parallel job's name selects all its instances)."""
+    chosen: list[str] = []
+    for name in names:
+        found = [j.name for j in pipeline.jobs if j.name == name]
+        found = found or [j.name for j in pipeline.jobs if j.parallel is not None and j.parallel.base == name]
+        if not found:
+            known = ", ".join(job.name for job in pipeline.jobs) or "none"
+            raise ConfigError(f'{file}: there is no job "{name}" in this pipeline (jobs: {known})')
+        chosen.extend(found)
+    return pipeline.select(chosen), tuple(chosen)
+
+
+def _shell_runner(workspace: Workspace) -> RunnerConfig:
+    return RunnerConfig.model_validate(
+        {
+            "name": "skyrunner-exec",
+            "url": "http://127.0.0.1/",
+            "token": LOCAL_TOKEN,
+            "executor": "shell",
+            "builds_dir": str(workspace.builds),
+            "cache_dir": str(workspace.cache),
+        }
+    )
+
+
+def _kubernetes_runner(config_path: Path) -> RunnerConfig:
+    config: Config = load_config(config_path)
+    for runner in config.runners:
+        if runner.executor is Executor.KUBERNETES:
+            return runner
+    raise ConfigError(f'{config_path}: no [[runners]] entry with executor = "kubernetes"')
+
+
+def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
+    return RunnerSetup(
+        factory=build_executor_factory(runner, cwd),
+        settings=build_job_settings(runner, SYSTEM_ID),
+        identity=runner_identity(runner),
+    )
+
+
+@contextlib.contextmanager
+def _exec_logging(ctx: click.Context) -> Iterator[None]:
+    """Keep the runner log quiet (warnings) unless asked otherwise, on whatever stderr is now."""
+    obj = ctx.find_root().obj or {}
+    params = ctx.find_root().params
+    level = "debug" if obj.get("debug") else (params["log_level"] if obj.get("log_level_given") else "warning")
+    configure_logging(level, params["log_format"])
+    try:
+        yield
+    finally:
+        configure_logging(level, params["log_format"])
+
+
+async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> PipelineResult:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        scheduler.request_stop()
+        view.note("stopping: no new jobs; interruptible jobs are canceled (Ctrl-C again cancels all)")
+
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await scheduler.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: dict[str, Any]) -> PipelineResult:
+    console = console_for(sys.stdout)
+    with open_workspace(checkout.root) as workspace:
+        if opts["executor"] == "kubernetes":
+            setup = _setup(_kubernetes_runner(opts["config_path"] or default_config_path()), checkout.root)
+        else:
+            setup = _setup(_shell_runner(workspace), checkout.root)
+        follow = opts["follow"]
+        view: PlainView | LiveView
+        showing: contextlib.AbstractContextManager[None]
+        if console.is_terminal:
+            view = LiveView(console, pipeline, follow)
+            showing = view.running()
+        else:
+            view, showing = PlainView(sys.stdout, follow), contextlib.nullcontext()
+        scheduler = PipelineScheduler(
+            pipeline, checkout, workspace, setup, view,
+            concurrency=opts["concurrency"] or os.cpu_count() or 2, manual=opts["selected"],
+        )  # fmt: skip
+        began = time.monotonic()
+        with showing, _exec_logging(ctx):
+            result = asyncio.run(_run(scheduler, view))
+        render_summary(console, result, time.monotonic() - began)
+    return result
+
+
+@skyrunner.command("exec")
+@click.argument("jobs", nargs=-1)
+@click.option("-f", "--file", "file", default=".gitlab-ci.yml", show_default=True, help="pipeline file, from DIR")
+@click.option(
+    "-C", "--directory", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+    help="run in this directory of a git checkout (default: the current one)",
+)  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="jobs at once (default: CPUs)")
+@click.option("--executor", type=click.Choice(["shell", "kubernetes"]), default="shell", show_default=True)
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="config.toml whose first kubernetes runner runs the jobs (--executor kubernetes)",
+)  # fmt: skip
+@click.option("--variable", "variables", multiple=True, metavar="KEY=VALUE", help="set a variable for every job")
+@click.option("--list", "list_only", is_flag=True, help="show the pipeline without running it")
+@click.option("--follow", metavar="JOB", help="stream this job's log")
+@click.pass_context
+def exec_pipeline(ctx: click.Context, /, jobs: tuple[str, ...], **opts: Any) -> None:
+    """Run the pipeline of a git checkout (or the JOBs named, with their needs) on this machine."""
+    directory = (opts["directory"] or Path.cwd()).resolve()
+    variables = _parse_variables(opts["variables"])
+    checkout = read_checkout(directory)
+    path = Path(opts["file"]) if Path(opts["file"]).is_absolute() else directory / opts["file"]
+    pipeline = load_pipeline(path, checkout, variables=variables)
+    shown_file = opts["file"]
+    if not pipeline.workflow.runs:
+        click.echo(f"skyrunner: {shown_file}: workflow:rules: the pipeline does not run for this ref")
+        return
+    selected: tuple[str, ...] = ()
+    if jobs:
+        pipeline, selected = _select(pipeline, jobs, shown_file)
+    follow = opts["follow"]
+    if follow is not None and follow not in {job.name for job in pipeline.jobs}:
+        raise ConfigError(f'--follow: there is no job "{follow}" in this pipeline')
+    if follow is None and len(selected) == 1:
+        opts["follow"] = selected[0]
+    if opts["list_only"]:
+        render_list(console_for(sys.stdout), pipeline)
+        return
+    opts["selected"] = selected
+    result = _execute(ctx, pipeline, checkout, opts)
+    if result.failed:
+        sys.exit(EXIT_ERROR)
