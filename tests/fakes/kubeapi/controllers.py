@@ -54,16 +54,9 @@ class GarbageCollector:
         return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
 
     def _dependents(self, owner: Change) -> list[tuple[Resource, dict[str, Any]]]:
-        uid = owner.obj["metadata"].get("uid")
+        uid = owner.obj["metadata"].get("uid", "")
         namespace = owner.obj["metadata"].get("namespace") if owner.resource.namespaced else None
-        out = []
-        for resource in RESOURCES:
-            if not resource.namespaced and namespace is not None:
-                continue
-            for obj in self.registry.store.items(resource, namespace):
-                if any(ref.get("uid") == uid for ref in _refs(obj)):
-                    out.append((resource, obj))
-        return out
+        return self.registry.store.owned_by(uid, namespace)
 
     def _strip(self, resource: Resource, obj: dict[str, Any], uid: str) -> None:
         obj["metadata"]["ownerReferences"] = [r for r in _refs(obj) if r.get("uid") != uid]

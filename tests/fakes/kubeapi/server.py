@@ -4,8 +4,8 @@ Owns the translation between the wire and the registry: URL parsing (``/api/v1/.
 ``/apis/<group>/<version>/...``, namespaced and cluster paths, subresources ``status`` and
 ``log``), authentication (bearer token, or a verified client certificate under TLS; otherwise
 401), injected failures (:class:`FailRule`), discovery and ``/version``, list, watch streams
-(chunked JSON lines, bookmarks, ``timeoutSeconds``), and the pod log endpoint with the API
-server's and the kubelet's error answers. Every error is a ``Status`` body.
+(chunked JSON lines, bookmarks, ``timeoutSeconds``); the pod log endpoint is ``podlogs.py``.
+Every error is a ``Status`` body.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from aiohttp import web
 
 from .deletion import delete
 from .kubelet import Kubelet
-from .logs import ContainerLog, LogOptions, render
+from .podlogs import serve_logs
 from .registry import Registry, decode_body
 from .resources import RESOURCES, Resource, by_path
 from .selectors import parse_field_selector, parse_label_selector
-from .status import Cause as Cause
-from .status import StatusError, bad_request, invalid, method_not_allowed, unauthorized
-from .timefmt import parse_rfc3339_ns
+from .status import StatusError, bad_request, method_not_allowed, unauthorized
 
 __all__ = ["Api", "FailRule"]
 
@@ -158,7 +156,9 @@ class Api:
         target = parse_target(path)
         method = request.method
         if method == "GET" and target.sub == "log":
-            return await self._logs(request, target)
+            return await serve_logs(
+                request, self.registry, self.kubelet, target.resource, target.namespace or "", target.name or ""
+            )
         if method == "GET" and target.name is None:
             if request.query.get("watch", "").lower() in _TRUE:
                 return await self._watch(request, target)
@@ -278,92 +278,12 @@ class Api:
                 if item is None:
                     break
                 await response.write(_line({"type": item[0], "object": item[1]}))
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the client went away
+            return response
+        finally:
             self.registry.store.unwatch(watcher)
-            raise
-        self.registry.store.unwatch(watcher)
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
-        return response
-
-    # -- logs -------------------------------------------------------------------------------------
-
-    def _log_source(self, pod: dict[str, Any], container: str | None, previous: bool) -> ContainerLog | None:
-        """Pick the container as the API server, then the kubelet, would; None: empty answer."""
-        spec, name = pod["spec"], pod["metadata"]["name"]
-        names = [c["name"] for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]]
-        if not container:
-            if len(spec.get("containers") or []) != 1:
-                raise bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
-                )
-            container = spec["containers"][0]["name"]
-        elif container not in names:
-            raise bad_request(f"container {container} is not valid for pod {name}")
-        if not spec.get("nodeName"):
-            return None
-        status = pod.get("status") or {}
-        statuses = [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]
-        cs = next((s for s in statuses if s.get("name") == container), None)
-        if cs is None:
-            raise bad_request(f'container "{container}" in pod "{name}" is not available')
-        if previous:
-            raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
-        state = cs.get("state") or {}
-        if "running" in state or ("terminated" in state and state["terminated"].get("containerID")):
-            found = self.kubelet.logs.get((pod["metadata"]["uid"], container))
-            return found if found is not None else ContainerLog()
-        if "terminated" in state:
-            raise bad_request(f'container "{container}" in pod "{name}" is terminated')
-        reason = (state.get("waiting") or {}).get("reason", "")
-        if reason == "ErrImagePull":
-            reason = "image can't be pulled"
-        elif reason == "ImagePullBackOff":
-            reason = "trying and failing to pull image"
-        if not reason:
-            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start - no logs yet')
-        raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-
-    def _log_options(self, request: web.Request) -> LogOptions:
-        query = request.query
-        since_seconds = _int(query.get("sinceSeconds"), "sinceSeconds")
-        since_time = query.get("sinceTime")
-        if since_seconds is not None and since_time:
-            cause = Cause(
-                "FieldValueForbidden", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified", ""
-            )
-            raise invalid("", "PodLogOptions", "", [cause])
-        since_ns = None
-        if since_seconds is not None:
-            since_ns = time.time_ns() - since_seconds * 1_000_000_000
-        if since_time:
-            try:
-                # the API server forwards sinceTime to the kubelet formatted with time.RFC3339: whole seconds
-                since_ns = parse_rfc3339_ns(since_time) // 1_000_000_000 * 1_000_000_000
-            except ValueError:
-                raise bad_request(f'parsing time "{since_time}" as "2006-01-02T15:04:05Z07:00": cannot parse') from None
-        return LogOptions(
-            since_ns=since_ns,
-            tail=_int(query.get("tailLines"), "tailLines"),
-            limit_bytes=_int(query.get("limitBytes"), "limitBytes"),
-            timestamps=query.get("timestamps", "").lower() in _TRUE,
-        )
-
-    async def _logs(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
-        pod = self.registry.get(target.resource, target.namespace or "", target.name)
-        query = request.query
-        source = self._log_source(pod, query.get("container"), query.get("previous", "").lower() in _TRUE)
-        options = self._log_options(request)
-        follow = query.get("follow", "").lower() in _TRUE
-        if source is None:
-            return web.Response(body=b"", content_type="text/plain")
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        if follow:
-            response.enable_chunked_encoding()
-        await response.prepare(request)
-        sender = _LogSender(request, response, self.kubelet, target.name, follow, options.limit_bytes)
-        await sender.send(source, source.start_index(options), options.timestamps)
         return response
 
     # -- discovery --------------------------------------------------------------------------------
@@ -459,68 +379,3 @@ def _bookmark(resource: Resource, rv: int) -> dict[str, Any]:
         obj["spec"] = {}
         obj["status"] = {}
     return obj
-
-
-class _LogSender:
-    """Writes log records to one response, honouring limitBytes, follow and drop rules."""
-
-    def __init__(
-        self,
-        request: web.Request,
-        response: web.StreamResponse,
-        kubelet: Kubelet,
-        pod: str,
-        follow: bool,
-        limit: int | None,
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.kubelet = kubelet
-        self.pod = pod
-        self.follow = follow
-        self.left = limit
-        self.sent = 0
-
-    async def _write(self, data: bytes) -> bool:
-        """Send ``data``; False when the stream must end (limit reached or dropped)."""
-        if self.left is not None:
-            data = data[: self.left]
-            self.left -= len(data)
-        cut = self.kubelet.drops.cut(self.pod, self.sent, len(data)) if self.follow else None
-        if cut is not None:
-            if cut:
-                await self.response.write(data[:cut])
-            self._abort()
-            return False
-        if data:
-            await self.response.write(data)
-            self.sent += len(data)
-        return self.left is None or self.left > 0
-
-    def _abort(self) -> None:
-        transport = self.request.transport
-        if transport is not None:
-            transport.close()
-        raise ConnectionResetError("log stream dropped by the test")
-
-    async def send(self, source: ContainerLog, index: int, timestamps: bool) -> None:
-        try:
-            while True:
-                while index < len(source.records):
-                    if not await self._write(render(source.records[index], timestamps)):
-                        await self._eof()
-                        return
-                    index += 1
-                if not self.follow or source.closed:
-                    break
-                changed = source.changed()
-                if not await self._write(b""):
-                    return
-                await changed.wait()
-            await self._eof()
-        except ConnectionResetError:
-            return
-
-    async def _eof(self) -> None:
-        with contextlib.suppress(ConnectionResetError):
-            await self.response.write_eof()

@@ -119,8 +119,17 @@ class Store:
         keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
         return [copy.deepcopy(bucket[k]) for k in keys]
 
-    def all_items(self) -> list[tuple[Resource, dict[str, Any]]]:
-        return [(res, copy.deepcopy(obj)) for res, bucket in self._objects.items() for obj in bucket.values()]
+    def owned_by(self, uid: str, namespace: str | None) -> list[tuple[Resource, dict[str, Any]]]:
+        """Return copies of the objects with an owner reference to ``uid`` (one namespace or all)."""
+        out = []
+        for resource, bucket in self._objects.items():
+            for (ns, _), obj in bucket.items():
+                if namespace is not None and ns != namespace:
+                    continue
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in refs):
+                    out.append((resource, copy.deepcopy(obj)))
+        return out
 
     def put(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         """Store ``obj`` (create or replace by its name) under a new resourceVersion."""
