@@ -19,12 +19,13 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 from skyrunner.errors import HelperError
 
 __all__ = [
     "ArchiveError",
+    "ByteSource",
     "Entry",
     "EntryKind",
     "ExtractTarget",
@@ -112,13 +113,25 @@ def safe_relative_name(name: str) -> str | None:
     return "/".join(segments) or None
 
 
+class ByteSource(Protocol):
+    """Anything with ``read(size)``: a file, a zip member, a tar member's data."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class ExtractTarget:
-    """Writes extracted entries under ``root`` and nowhere else."""
+    """Writes extracted entries under ``root`` and nowhere else.
+
+    Directories already checked (resolved inside the root, created) are remembered, so a tree
+    of many small files costs one ``open`` per file; creating a link or removing a directory
+    forgets them all, since either can change where a path resolves.
+    """
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self._real_root = os.path.realpath(root)
+        self._checked: set[str] = {""}
         self.count = 0
 
     def _inside(self, real: str) -> bool:
@@ -128,27 +141,35 @@ class ExtractTarget:
         rel = safe_relative_name(name)
         if rel is None:
             return None
-        dest = self.root / rel
-        if not self._inside(os.path.realpath(dest.parent)):
-            raise UnsafeEntryError(f"archive entry {name!r} goes through a link leaving the project directory")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        return rel, dest
+        parent = rel.rpartition("/")[0]
+        if parent not in self._checked:
+            if not self._inside(os.path.realpath(self.root / parent)):
+                raise UnsafeEntryError(f"archive entry {name!r} goes through a link leaving the project directory")
+            (self.root / parent).mkdir(parents=True, exist_ok=True)
+            self._checked.add(parent)
+        return rel, self.root / rel
 
-    @staticmethod
-    def _clear(dest: Path, *, keep_dir: bool) -> None:
-        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+    def _clear(self, dest: Path, *, keep_dir: bool) -> None:
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not keep_dir:
+                shutil.rmtree(dest)
+                self._checked = {""}
+        else:
             dest.unlink()
-        elif dest.is_dir() and not keep_dir:
-            shutil.rmtree(dest)
 
     def make_dir(self, name: str, mode: int = 0o755) -> None:
         """Create a directory entry (existing directories are kept)."""
         found = self._destination(name)
         if found is None:
             return
-        _, dest = found
+        rel, dest = found
         self._clear(dest, keep_dir=True)
         dest.mkdir(mode=(mode & 0o777) | 0o700, exist_ok=True)
+        self._checked.add(rel)  # a real directory inside a checked one
         self.count += 1
 
     def make_symlink(self, name: str, target: str) -> None:
@@ -170,6 +191,7 @@ class ExtractTarget:
             raise UnsafeEntryError(f"archive entry {name!r} links outside the project directory")
         self._clear(dest, keep_dir=False)
         os.symlink(target, dest)
+        self._checked = {""}
         self.count += 1
 
     def _inside_lexically(self, target: str) -> bool:
@@ -177,18 +199,26 @@ class ExtractTarget:
         norm = os.path.normpath(target)
         return norm == root or norm.startswith(root + os.sep)
 
-    def write_file(self, name: str, source: IO[bytes], mode: int = 0o644, mtime: int | None = None) -> None:
-        """Copy ``source`` into a regular file entry (replacing a file, link or directory there)."""
+    def write_file(self, name: str, source: ByteSource, mode: int = 0o644, mtime: int | None = None) -> None:
+        """Copy ``source`` into a regular file entry (replacing a file, link or directory there).
+
+        The file is created with ``O_EXCL``: an existing path is removed first, never written
+        through (it could be a link, or a hard link to a file outside the project).
+        """
         found = self._destination(name)
         if found is None:
             raise UnsafeEntryError(f"archive entry {name!r} replaces the project directory with a file")
         _, dest = found
-        self._clear(dest, keep_dir=False)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(source, out, _COPY_CHUNK)
-            os.fchmod(out.fileno(), (mode & 0o777) or 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(dest, flags, 0o600)
+        except FileExistsError:
+            self._clear(dest, keep_dir=False)
+            fd = os.open(dest, flags, 0o600)
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            while chunk := source.read(_COPY_CHUNK):
+                out.write(chunk)
+            os.fchmod(fd, (mode & 0o777) or 0o644)
             if mtime is not None:
-                out.flush()
-                os.utime(out.fileno(), (mtime, mtime))
+                os.utime(fd, (mtime, mtime))
         self.count += 1

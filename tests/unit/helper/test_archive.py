@@ -185,3 +185,44 @@ def test_truncated_tarzstd_is_corrupt(tmp_path: Path) -> None:
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     with pytest.raises(ArchiveError):
         extract_archive(archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT], ids=["pax", "gnu", "ustar"]
+)
+def test_reads_tar_written_by_others(tmp_path: Path, fmt: int) -> None:
+    long_dir = "d" * (60 if fmt == tarfile.USTAR_FORMAT else 120)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tf:
+        for name, data in ((f"{long_dir}/f.txt", b"hello"), ("plain.txt", b"x" * 1000)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o640
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("l")
+        link.type, link.linkname = tarfile.SYMTYPE, "plain.txt"
+        tf.addfile(link)
+    archive = tmp_path / "other.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    assert extract_archive(archive, tmp_path / "out") == 3
+    out = tmp_path / "out"
+    assert (out / long_dir / "f.txt").read_bytes() == b"hello"
+    assert (out / "plain.txt").stat().st_mtime == 1_700_000_000
+    assert (out / "plain.txt").stat().st_mode & 0o777 == 0o640
+    assert os.readlink(out / "l") == "plain.txt"
+
+
+def test_our_tar_reads_back_with_tarfile(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    names = _make_tree(src)
+    (src / ("n" * 150)).write_text("long name")
+    names.append("n" * 150)
+    archive = tmp_path / "c.tar.zst"
+    create_archive(archive, src, scan_entries(src, names), ArchiveKind.TARZSTD, CompressionLevel.DEFAULT)
+    with archive.open("rb") as compressed:
+        raw = zstandard.ZstdDecompressor().stream_reader(compressed).read()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
+        members = {m.name: m for m in tf.getmembers()}
+        assert sorted(members) == sorted(names)
+        assert tf.extractfile(members["n" * 150]).read() == b"long name"  # type: ignore[union-attr]
+        assert members["src/link"].linkname == "pkg/mod.py"
+        assert tf.pax_headers["SKYRUNNER.fingerprint"] == archive_fingerprint(archive)
