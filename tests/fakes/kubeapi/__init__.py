@@ -3,11 +3,18 @@
 :class:`FakeKubeApi` serves the Kubernetes REST API over real HTTP(S) on 127.0.0.1 to the real
 lightkube client: objects, Status errors, watches, server-side apply, the logs API, and a
 kubelet that runs every container as a process in a private mount namespace with its volumes
-bind-mounted at their mountPath. Modules: ``api`` (assembly, test controls), ``server``
-(routes), ``registry``/``deletion``/``admission``/``defaults``/``schema`` (API semantics),
-``store`` (objects, resourceVersions, watch fan-out), ``controllers`` (garbage collector,
-namespaces), ``kubelet``/``runtime``/``containers``/``volumes``/``podstatus``/``logs``
-(running pods), ``scheduler``, ``events``, ``tls``.
+bind-mounted at their mountPath. Modules: ``api`` (assembly, test controls), ``server`` and
+``podlogs`` (routes), ``registry``/``deletion``/``admission``/``defaults`` (API semantics),
+``schema``/``podvalidation``/``fielderrors``/``quantity`` (422 causes), ``patches``/``apply``
+(PATCH bodies, server-side apply), ``selectors``, ``store`` (objects, resourceVersions, watch
+fan-out), ``controllers`` (garbage collector, namespaces), ``kubelet``/``runtime``/
+``containers``/``volumes``/``podstatus``/``logs``/``hostpaths`` (running pods), ``scheduler``,
+``events``, ``tls``, ``timefmt``.
+
+Use it as ``async with FakeKubeApi(tmp_path / "kube", images={"alpine": ["/bin/sh"]}) as api:``
+and connect with ``AsyncClient(api.lightkube_config())`` or a kubeconfig from
+``api.kubeconfig(path)``. Test hooks: ``objects()``, ``events``, ``requests``,
+``fail_next()``, ``drop_log_streams()``, ``compact()``, ``wait_pod_gone()``.
 
 Simplifications (everything else aims to match a 1.30 API server and kubelet to the letter):
 
