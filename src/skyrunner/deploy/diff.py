@@ -17,7 +17,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Final
 
-import yaml
+from skyrunner.deploy.manifests import dump_yaml
 
 __all__ = ["REDACTED", "object_ref", "project", "redact_secrets", "render_diff"]
 
@@ -65,4 +65,4 @@ def render_diff(live: Mapping[str, Any] | None, rendered: Mapping[str, Any]) -> 
 
 
 def _lines(document: Any) -> list[str]:
-    return yaml.safe_dump(document, sort_keys=False, width=120).splitlines()
+    return dump_yaml(document).splitlines()

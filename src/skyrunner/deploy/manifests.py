@@ -53,7 +53,7 @@ from skyrunner.deploy.runner_config import runner_platform
 from skyrunner.deploy.values import CacheValues, DeployValues
 from skyrunner.errors import ConfigError
 
-__all__ = ["EXECUTOR_RULES", "NODE_RULES", "Manifest", "render_manifests", "render_yaml"]
+__all__ = ["EXECUTOR_RULES", "NODE_RULES", "Manifest", "dump_yaml", "render_manifests", "render_yaml"]
 
 Manifest = dict[str, Any]
 
@@ -121,6 +121,11 @@ def render_manifests(
 def render_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
     """Render manifests as one YAML document stream, multi-line strings as literal blocks."""
     return yaml.dump_all(manifests, Dumper=_Dumper, sort_keys=False, explicit_start=True, width=120)
+
+
+def dump_yaml(document: object) -> str:
+    """Render one document the way :func:`render_yaml` does (for diffs)."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120)
 
 
 class _Dumper(yaml.SafeDumper):
