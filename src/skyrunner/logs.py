@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
-__all__ = ["SecretFilter", "configure_logging", "register_secrets"]
+__all__ = ["SECRET_FILTER", "SecretFilter", "configure_logging", "register_secrets"]
 
 _TOKEN: Final = re.compile(r"\b(glrt-|glpat-|glcbt-|glrtr-|gldt-|glptt-|GR1348941)[A-Za-z0-9._=\-]+")
 _CONTEXT: Final = (("job_id", "job"), ("runner", "runner"), ("project", "project"))
@@ -53,12 +53,12 @@ class SecretFilter(logging.Filter):
         return True
 
 
-_FILTER: Final = SecretFilter()
+SECRET_FILTER: Final = SecretFilter()
 
 
 def register_secrets(secrets: Iterable[str]) -> None:
     """Make sure these values never reach the log (runner tokens, registration tokens)."""
-    _FILTER.add(secrets)
+    SECRET_FILTER.add(secrets)
 
 
 def _context(record: logging.LogRecord) -> list[tuple[str, object]]:
@@ -116,7 +116,7 @@ def configure_logging(level: str = "info", fmt: str = "runner", stream: TextIO |
     """Install one handler on the root logger with the secret filter."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_FORMATTERS.get(fmt, _RunnerFormatter)())
-    handler.addFilter(_FILTER)
+    handler.addFilter(SECRET_FILTER)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

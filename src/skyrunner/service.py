@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +54,12 @@ class JobObserver(Protocol):
     def job_started(self, runner: RunnerConfig, job_id: int) -> None: ...
 
     def job_finished(
-        self, runner: RunnerConfig, job_id: int, outcome: JobOutcome | None, seconds: float
+        self, runner: RunnerConfig, job_id: int, outcome: JobOutcome | None, seconds: float, trace_bytes: int
     ) -> None: ...
 
     def request_error(self, runner: RunnerConfig, error: ApiError) -> None: ...
+
+    def config_changed(self, config: Config) -> None: ...
 
 
 class Capacity:
@@ -151,7 +155,7 @@ class RunnerService:
         system_id: str,
         cwd: Path,
         observer: JobObserver | None = None,
-        on_response: Callable[[str, int], None] | None = None,
+        on_response: Callable[[str, str, int], None] | None = None,
         max_builds: int = 0,
     ) -> None:
         self._config = config
@@ -180,6 +184,11 @@ class RunnerService:
     def running_jobs(self) -> list[tuple[RunnerConfig, int]]:
         return [(w.config, job_id) for w in self._workers for job_id in w.jobs]
 
+    def job_phases(self) -> list[tuple[RunnerConfig, int, str, float]]:
+        """Every running job with its current phase and seconds since it was received."""
+        now = time.monotonic()
+        return [(w.config, job_id, r.phase, now - r.received_at) for w in self._workers for job_id, r in w.jobs.items()]
+
     # -- control -----------------------------------------------------------------------------
     def request_stop(self, mode: Shutdown) -> None:
         """Stop asking for jobs; an ABORT also stops every running job."""
@@ -203,6 +212,8 @@ class RunnerService:
         for worker in old.values():
             worker.retired.set()
         self._workers = kept
+        if self._observer:
+            self._observer.config_changed(config)
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -218,7 +229,7 @@ class RunnerService:
         assert self._group is not None
         worker = RunnerWorker(
             config=runner,
-            client=build_client(runner, self._system_id, self._on_response),
+            client=build_client(runner, self._system_id, self._api_observer(runner)),
             factory=build_executor_factory(runner, self._cwd),
             settings=build_job_settings(runner, self._system_id),
             limit=Capacity(runner.limit),
@@ -229,6 +240,11 @@ class RunnerService:
         ]
         self._group.create_task(self._close_when_done(worker, pollers), name=f"{worker.key}:closer")
         return worker
+
+    def _api_observer(self, runner: RunnerConfig) -> Callable[[str, int], None] | None:
+        if self._on_response is None:
+            return None
+        return functools.partial(self._on_response, runner.short_token)
 
     async def _close_when_done(self, worker: RunnerWorker, pollers: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*pollers, return_exceptions=True)
@@ -323,7 +339,8 @@ class RunnerService:
             self._slots.give_back(worker.key, project_id, slot)
             self._release(worker)
             if self._observer:
-                self._observer.job_finished(worker.config, job_id, outcome, loop.time() - began)
+                trace_bytes = runner.trace.bytesize if runner.trace else 0
+                self._observer.job_finished(worker.config, job_id, outcome, loop.time() - began, trace_bytes)
 
     async def _watch_shutdown(self) -> None:
         await self._stopping.wait()

@@ -79,6 +79,7 @@ def write_config(path: Path, coordinator: FakeCoordinator, runner: FakeRunner, *
         f"concurrent = {extra.pop('concurrent', 4)}",
         "check_interval = 1",
         f"shutdown_timeout = {extra.pop('shutdown_timeout', 30)}",
+        *([f"listen_address = {extra.pop('listen_address')}"] if "listen_address" in extra else []),
         "[[runners]]",
         '  name = "e2e"',
         f'  url = "{coordinator.url}"',

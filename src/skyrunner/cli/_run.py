@@ -23,6 +23,7 @@ from skyrunner.cli._app import config_option, skyrunner
 from skyrunner.config import Config, RunnerConfig, load_config, load_or_create_system_id
 from skyrunner.errors import ConfigError, SkyrunnerError
 from skyrunner.logs import configure_logging, register_secrets
+from skyrunner.metrics import Metrics, serve_metrics
 from skyrunner.service import RunnerService, Shutdown
 
 __all__ = ["run", "run_single", "signal_modes"]
@@ -101,16 +102,18 @@ def _remember_secrets(config: Config) -> None:
 
 
 async def _serve(
-    config: Config, service: RunnerService, watcher: ConfigWatcher | None, sigterm: Shutdown = Shutdown.ABORT
+    config: Config,
+    service: RunnerService,
+    metrics: Metrics,
+    watcher: ConfigWatcher | None,
+    sigterm: Shutdown = Shutdown.ABORT,
 ) -> None:
     _install_signals(service, watcher.reload_now if watcher else None, sigterm)
     tasks = []
     if watcher is not None:
         tasks.append(asyncio.create_task(watcher.run(), name="config-watcher"))
     if config.listen_address:
-        from skyrunner.metrics import serve_metrics
-
-        tasks.append(asyncio.create_task(serve_metrics(config.listen_address, service), name="metrics"))
+        tasks.append(asyncio.create_task(serve_metrics(config.listen_address, metrics, service), name="metrics"))
     try:
         await service.run()
     finally:
@@ -161,25 +164,20 @@ def run(
     )
 
     async def main() -> None:
-        service = _make_service(config, system_id, cwd)
-        await _serve(config, service, ConfigWatcher(config_path, service), Shutdown(sigterm))
+        metrics = Metrics()
+        service = _make_service(config, system_id, cwd, metrics)
+        await _serve(config, service, metrics, ConfigWatcher(config_path, service), Shutdown(sigterm))
 
     asyncio.run(main())
 
 
-def _make_service(config: Config, system_id: str, cwd: Path, max_builds: int = 0) -> RunnerService:
-    observer = None
-    on_response = None
-    if config.listen_address:
-        from skyrunner.metrics import METRICS
-
-        observer, on_response = METRICS.job_observer(), METRICS.api_observer
+def _make_service(config: Config, system_id: str, cwd: Path, metrics: Metrics, max_builds: int = 0) -> RunnerService:
     return RunnerService(
         config,
         system_id=system_id,
         cwd=cwd,
-        observer=observer,
-        on_response=on_response,
+        observer=metrics,
+        on_response=metrics.api_response,
         max_builds=max_builds,
     )
 
@@ -225,7 +223,8 @@ def run_single(**opts: Any) -> None:
 
 
 async def _run_single(config: Config, system_id: str, max_builds: int, wait_timeout: int) -> None:
-    service = _make_service(config, system_id, Path.cwd(), max_builds=max_builds)
+    metrics = Metrics()
+    service = _make_service(config, system_id, Path.cwd(), metrics, max_builds=max_builds)
     if wait_timeout:
 
         async def give_up() -> None:
@@ -236,7 +235,7 @@ async def _run_single(config: Config, system_id: str, max_builds: int, wait_time
 
         waiter = asyncio.create_task(give_up(), name="wait-timeout")
     try:
-        await _serve(config, service, None)
+        await _serve(config, service, metrics, None)
     except SkyrunnerError:
         raise
     finally:

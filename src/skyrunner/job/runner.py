@@ -141,6 +141,8 @@ class JobRunner:
         self._spec: JobSpec | None = None
         self.trace: TraceSink | None = None
         self.job_id: int | None = None
+        self.phase = "received"  # what the job is doing now, for metrics and status
+        self.received_at = time.monotonic()
 
     @property
     def cancel_reason(self) -> CancelReason | None:
@@ -245,6 +247,7 @@ class JobRunner:
             spec, lambda path: executor.layout(spec, self._slot, path), self._settings, self._identity,
             (self._slot.concurrent_id, self._slot.project_id), datetime.now(UTC),
         )  # fmt: skip
+        self.phase = Stage.PREPARE_EXECUTOR.value
         if self._resume is None:
             for warning in warnings:
                 trace.write_line(f"WARNING: {warning}", "yellow")
@@ -265,6 +268,7 @@ class JobRunner:
                 break
             if not prepared.script.stages(phase):
                 continue
+            self.phase = phase.value
             result = await executor.run_phase(phase, trace)
             results[phase] = result
             if phase is Phase.PREPARE and (result.failure or result.exit_code != 0):
