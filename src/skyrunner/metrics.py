@@ -106,7 +106,9 @@ class Metrics:
             buckets=_POD_START_BUCKETS, registry=r,
         )  # fmt: skip
         self.cost = Counter("skyrunner_job_cost", "Estimated job cost", ["platform", "currency"], registry=r)
-        self.vcpu_seconds = Counter("skyrunner_job_billed_vcpu_seconds", "Billed vCPU-seconds", ["platform"], registry=r)
+        self.vcpu_seconds = Counter(
+            "skyrunner_job_billed_vcpu_seconds", "Billed vCPU-seconds", ["platform"], registry=r
+        )
         self.gib_seconds = Counter("skyrunner_job_billed_gib_seconds", "Billed GiB-seconds", ["platform"], registry=r)
         self.orphans = Counter("skyrunner_orphan_pods_deleted", "Pods of finished jobs deleted", ["runner"], registry=r)
         self.error_log = _ErrorCounter(self.errors)

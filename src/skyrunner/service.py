@@ -139,6 +139,10 @@ class RunnerWorker:
     last_update: str | None = None
     retired: asyncio.Event = field(default_factory=asyncio.Event)
     jobs: dict[int, JobRunner] = field(default_factory=dict)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no job runs
+
+    def __post_init__(self) -> None:
+        self.idle.set()
 
     @property
     def key(self) -> str:
@@ -248,8 +252,7 @@ class RunnerService:
 
     async def _close_when_done(self, worker: RunnerWorker, pollers: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*pollers, return_exceptions=True)
-        while worker.jobs:
-            await asyncio.sleep(0.2)
+        await worker.idle.wait()
         await worker.client.aclose()
 
     async def _poll(self, worker: RunnerWorker) -> None:
@@ -320,6 +323,7 @@ class RunnerService:
             identity=runner_identity(worker.config), slot=slot,
         )  # fmt: skip
         worker.jobs[job_id] = runner
+        worker.idle.clear()
         if self._shutdown is Shutdown.ABORT:
             runner.cancel(CancelReason.RUNNER_STOPPING)
         self._group.create_task(self._run_job(worker, runner, job_id, project_id, slot), name=f"job-{job_id}")
@@ -336,6 +340,8 @@ class RunnerService:
             outcome = await runner.run()
         finally:
             worker.jobs.pop(job_id, None)
+            if not worker.jobs:
+                worker.idle.set()
             self._slots.give_back(worker.key, project_id, slot)
             self._release(worker)
             if self._observer:
