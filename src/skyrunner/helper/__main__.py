@@ -96,7 +96,8 @@ def _load_plan(path: Path) -> HelperPlan:
     try:
         return parse_plan(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise HelperError(f"{path}: cannot read the plan: {describe(exc)}") from exc
+        reason = (exc.strerror or str(exc)).lower()
+        raise HelperError(f"{path}: cannot read the plan: {reason}") from exc
     except ValueError as exc:
         raise HelperError(f"{path}: {exc}") from exc
 

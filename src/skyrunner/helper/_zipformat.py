@@ -26,6 +26,17 @@ _COPY_CHUNK = 1 << 20
 _UT_TAG = 0x5455
 _FINGERPRINT_PREFIX = b"skyrunner-fingerprint:"
 _INT32_MAX = 2**31 - 1
+# What zipfile raises on damaged or unsupported input (encrypted members raise RuntimeError).
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    ValueError,
+    RuntimeError,
+    struct.error,
+    OverflowError,
+)
 
 
 def _info(entry: Entry) -> zipfile.ZipInfo:
@@ -68,7 +79,7 @@ def read_zip_fingerprint(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             comment = archive.comment
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, *_CORRUPT):
         return None
     if comment.startswith(_FINGERPRINT_PREFIX):
         return comment[len(_FINGERPRINT_PREFIX) :].decode(errors="replace")
@@ -113,5 +124,5 @@ def extract_zip(path: Path, target: ExtractTarget) -> None:
                 safe_relative_name(info.filename)
             for info in infos:
                 _extract_one(archive, info, target)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+    except _CORRUPT as exc:
         raise ArchiveError(f"{path.name}: corrupt zip archive: {exc}") from exc

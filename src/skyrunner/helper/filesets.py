@@ -10,6 +10,7 @@ the result is :mod:`skyrunner.helper.archive`'s job.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,21 +23,29 @@ __all__ = ["collect_files", "list_untracked"]
 _RELATIVE_HINT = "Ensure that the artifact path is relative to the working directory"
 
 
-def _walk(root: Path, start: str) -> Iterator[str]:
-    """Yield ``start`` and every path below it, relative to ``root``, never following links."""
-    base = root / start if start else root
-    if not os.path.lexists(base):
+def _walk(root: Path, start: str) -> Iterator[tuple[str, bool]]:
+    """Yield ``start`` and every path below it as (relative path, is a real directory).
+
+    Links are reported, never followed. A directory comes before what it contains.
+    """
+    try:
+        st = os.lstat(root / start if start else root)
+    except FileNotFoundError:
         return
     if start:
-        yield start
-    if base.is_symlink() or not base.is_dir():
+        yield start, stat.S_ISDIR(st.st_mode)
+    if not stat.S_ISDIR(st.st_mode):
         return
-    for dirpath, dirnames, filenames in os.walk(base):
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        dirnames.sort()
-        for name in [*dirnames, *sorted(filenames)]:
-            yield prefix + name
+    pending = [start]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(root / rel_dir if rel_dir else root) as listing:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+        for name, is_dir in children:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            yield rel, is_dir
+            if is_dir:
+                pending.append(rel)
 
 
 def _inside(root: Path, rel: str) -> bool:
@@ -51,13 +60,13 @@ def _expand(root: Path, pattern: GlobPattern) -> set[str]:
     if not _inside(root, start):
         return set()
     if pattern.is_literal:
-        return set(_walk(root, start))
+        return {rel for rel, _ in _walk(root, start)}
     found: set[str] = set()
     matched_dirs: set[str] = set()
-    for rel in _walk(root, start):
+    for rel, is_dir in _walk(root, start):
         if _has_ancestor_in(rel, matched_dirs) or pattern.matches(rel):
             found.add(rel)
-            if (root / rel).is_dir() and not (root / rel).is_symlink():
+            if is_dir:
                 matched_dirs.add(rel)
     return found
 

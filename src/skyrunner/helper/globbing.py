@@ -135,14 +135,18 @@ def _segment_regex(segment: str) -> str:
 
 
 def _compile(segments: tuple[str, ...]) -> re.Pattern[str]:
-    parts: list[str] = []
+    out, need_separator = "", False
     for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == "**":
-            parts.append(".*" if last else "(?:[^/]+/)*")
+        if segment != "**":
+            out += ("/" if need_separator else "") + _segment_regex(segment)
+            need_separator = True
+        elif index == len(segments) - 1:
+            # a trailing ** also matches the directory itself ("a/**" matches "a")
+            out += "(?:/.*)?" if need_separator else ".*"
         else:
-            parts.append(_segment_regex(segment) + ("" if last else "/"))
-    return re.compile("".join(parts), re.DOTALL)
+            out += ("/" if need_separator else "") + "(?:[^/]+/)*"
+            need_separator = False
+    return re.compile(out, re.DOTALL)
 
 
 def parse_glob(pattern: str, root: str) -> list[GlobPattern] | None:

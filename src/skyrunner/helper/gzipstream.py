@@ -172,7 +172,7 @@ def extract_gzip(source: BinaryIO, target: ExtractTarget) -> list[GzipMember]:
                 target.write_file(path, stream, 0o644, member.mtime or None)
             _check_trailer(reader, body)
             members.append(member)
-    except zlib.error as exc:
+    except (zlib.error, struct.error, ValueError) as exc:
         raise ArchiveError(f"corrupt gzip stream: {exc}") from exc
     return members
 

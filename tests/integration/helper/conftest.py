@@ -34,6 +34,7 @@ class HelperEnv:
     builds_dir: Path
     cache_dir: Path
     home: Path
+    extra_path: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def project_dir(self) -> Path:
@@ -53,7 +54,7 @@ class HelperEnv:
 
     def env(self, token: str | None = TOKEN) -> dict[str, str]:
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": os.pathsep.join([*self.extra_path, os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": str(self.home),
             "GIT_CONFIG_NOSYSTEM": "1",
             "NO_PROXY": "*",

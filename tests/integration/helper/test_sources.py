@@ -180,3 +180,21 @@ async def test_project_dir_outside_builds_dir_is_refused(tmp_path: Path, helper:
     assert run.returncode == 1
     assert "is not inside the builds directory" in run.output
     assert not outside.exists()
+
+
+async def test_lfs_pull_runs_when_git_lfs_is_installed(tmp_path: Path, helper: HelperEnv) -> None:
+    log = tmp_path / "lfs.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_lfs = bin_dir / "git-lfs"  # records how git calls it; the real one is not installed here
+    fake_lfs.write_text(f'#!/bin/sh\necho "$(basename "$PWD") $*" >> {log}\n')
+    fake_lfs.chmod(0o755)
+    helper.extra_path.append(str(bin_dir))
+    async with serve_git(tmp_path / "srv") as (server, base):
+        repo = server.create_repo("group/project", {".gitattributes": "*.bin filter=lfs\n"})
+        git = GitPlan(repo_url=repo.url(base), sha=repo.head() or "", ref="main")
+        (await helper.run("sources", helper.plan(git=git))).assert_ok()
+        assert log.read_text().splitlines() == ["project pull"]
+        skipped = GitPlan(repo_url=repo.url(base), sha=repo.head() or "", lfs_skip_smudge=True)
+        (await helper.run("sources", helper.plan(git=skipped))).assert_ok()
+        assert log.read_text().splitlines() == ["project pull"]

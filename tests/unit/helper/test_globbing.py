@@ -58,3 +58,8 @@ def test_exclude_matches_parents() -> None:
     patterns = parse_glob("coverage/tmp", ROOT) or []
     assert matches_any(patterns, "coverage/tmp/a/b.log")
     assert not matches_any(patterns, "coverage/index.html")
+
+
+def test_trailing_doublestar_matches_the_directory_itself() -> None:
+    [pattern] = parse_glob("a/**", ROOT) or []
+    assert pattern.matches("a") and pattern.matches("a/b/c") and not pattern.matches("ab")
