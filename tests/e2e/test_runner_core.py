@@ -214,9 +214,11 @@ async def test_run_signals_with_a_job_in_flight(
     config = write_config(workdir / "config.toml", coordinator, runner)
     cli = await start_cli(["run", "--config", str(config)], workdir)
     await _wait_for_trace(coordinator, job.id, b"started")
-    later = coordinator.enqueue(coordinator.make_job(repo, script=["echo should not run"]))
     cli.signal(sig)
-    assert await cli.wait(30) == 0 if sig is signal.SIGQUIT else True
+    await asyncio.sleep(0.3)
+    later = coordinator.enqueue(coordinator.make_job(repo, script=["echo should not run"]))
+    code = await cli.wait(30)
+    assert code == 0, cli.text
     done = await coordinator.wait_for_job(job.id, timeout=10)
     assert (done.state, done.failure_reason) == (state, reason), bytes(done.trace).decode()
     assert coordinator.jobs[later.id].state == "pending", "no job is taken after the signal"
