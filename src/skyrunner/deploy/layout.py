@@ -155,7 +155,10 @@ def is_dns_label(text: str) -> bool:
 
 
 def is_dns_subdomain(text: str) -> bool:
-    """RFC 1123 subdomain: dot-separated labels, at most 253 characters."""
+    """RFC 1123 subdomain as Kubernetes checks it: dot-separated labels, 253 characters in all.
+
+    Like apimachinery's ``IsDNS1123Subdomain``, the labels of a subdomain have no 63-character limit.
+    """
     return 0 < len(text) <= 253 and all(_DNS_LABEL.fullmatch(part) for part in text.split("."))
 
 
