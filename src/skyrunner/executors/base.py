@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from skyrunner.helper.plan import HelperPlan
+from skyrunner.job.layout import JobLayout, PreparedJob, Slot
 from skyrunner.job.outcome import CancelReason, FailureReason
-from skyrunner.job.script import JobScript, Phase
+from skyrunner.job.script import Phase
 from skyrunner.job.spec import JobSpec
-from skyrunner.job.variables import JobVariables
 
 __all__ = [
     "Executor",
@@ -36,41 +35,6 @@ class TraceWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def write_line(self, text: str, color: str | None = None) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """The job's concurrency slot: ``CI_CONCURRENT_ID`` and ``CI_CONCURRENT_PROJECT_ID``."""
-
-    concurrent_id: int = 0
-    project_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class JobLayout:
-    """Where the job's files live, as seen from inside the job's environment."""
-
-    builds_dir: str
-    project_dir: str
-    tmp_dir: str
-    run_dir: str
-    cache_dir: str
-    shared_environment: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedJob:
-    """Everything an executor needs to run a job; built by the JobRunner, no secrets in repr."""
-
-    spec: JobSpec
-    layout: JobLayout
-    variables: JobVariables
-    script: JobScript
-    plan: HelperPlan
-    stop_reason_file: str = "stop"
-
-    def environment(self) -> dict[str, str]:
-        return self.variables.environment()
 
 
 @dataclass(frozen=True, slots=True)

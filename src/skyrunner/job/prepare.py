@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from skyrunner.errors import JobSpecError
-from skyrunner.executors.base import JobLayout, PreparedJob
 from skyrunner.helper.plan import GitStrategy
 from skyrunner.job.helper_plan import build_helper_plan, git_strategy, project_path
+from skyrunner.job.layout import JobLayout, PreparedJob
 from skyrunner.job.script import render_job_script
 from skyrunner.job.settings import JobSettings
 from skyrunner.job.spec import JobSpec
