@@ -3,4 +3,11 @@
 from skyrunner.gitlab.client import CoordinatorClient, JobRequestResult
 from skyrunner.gitlab.models import Registration, RegistrationRequest, RunnerInfo, build_features
 
-__all__ = ["CoordinatorClient", "JobRequestResult", "Registration", "RegistrationRequest", "RunnerInfo", "build_features"]
+__all__ = [
+    "CoordinatorClient",
+    "JobRequestResult",
+    "Registration",
+    "RegistrationRequest",
+    "RunnerInfo",
+    "build_features",
+]
