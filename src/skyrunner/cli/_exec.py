@@ -20,21 +20,22 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from skyrunner.assembly import build_executor_factory, build_job_settings, runner_identity
 from skyrunner.cli._app import EXIT_ERROR, skyrunner
-from skyrunner.cli._exec_view import LiveView, PlainView, console_for, render_list, render_summary
-from skyrunner.config import Config, Executor, RunnerConfig, default_config_path, load_config
 from skyrunner.errors import ConfigError
-from skyrunner.logs import configure_logging
-from skyrunner.pipeline.checkout import Checkout, read_checkout
-from skyrunner.pipeline.loader import load_pipeline
-from skyrunner.pipeline.model import Pipeline
-from skyrunner.pipeline.scheduler import PipelineResult, PipelineScheduler, RunnerSetup
-from skyrunner.pipeline.workspace import Workspace, open_workspace
+
+# The rest is imported when the command runs: the runner, aiohttp and rich cost every other
+# command half a second of start-up otherwise.
+if TYPE_CHECKING:
+    from skyrunner.cli._exec_view import LiveView, PlainView
+    from skyrunner.config import RunnerConfig
+    from skyrunner.pipeline.checkout import Checkout
+    from skyrunner.pipeline.model import Pipeline
+    from skyrunner.pipeline.scheduler import PipelineResult, PipelineScheduler, RunnerSetup
+    from skyrunner.pipeline.workspace import Workspace
 
 __all__ = ["exec_pipeline"]
 
@@ -66,6 +67,8 @@ def _select(pipeline: Pipeline, names: Sequence[str], file: str) -> tuple[Pipeli
 
 
 def _shell_runner(workspace: Workspace) -> RunnerConfig:
+    from skyrunner.config import RunnerConfig
+
     return RunnerConfig.model_validate(
         {
             "name": "skyrunner-exec",
@@ -79,7 +82,9 @@ def _shell_runner(workspace: Workspace) -> RunnerConfig:
 
 
 def _kubernetes_runner(config_path: Path) -> RunnerConfig:
-    config: Config = load_config(config_path)
+    from skyrunner.config import Executor, load_config
+
+    config = load_config(config_path)
     for runner in config.runners:
         if runner.executor is Executor.KUBERNETES:
             return runner
@@ -87,6 +92,9 @@ def _kubernetes_runner(config_path: Path) -> RunnerConfig:
 
 
 def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
+    from skyrunner.assembly import build_executor_factory, build_job_settings, runner_identity
+    from skyrunner.pipeline.scheduler import RunnerSetup
+
     return RunnerSetup(
         factory=build_executor_factory(runner, cwd),
         settings=build_job_settings(runner, SYSTEM_ID),
@@ -97,6 +105,8 @@ def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
 @contextlib.contextmanager
 def _exec_logging(ctx: click.Context) -> Iterator[None]:
     """Keep the runner log quiet (warnings) unless asked otherwise, on whatever stderr is now."""
+    from skyrunner.logs import configure_logging
+
     obj = ctx.find_root().obj or {}
     params = ctx.find_root().params
     level = "debug" if obj.get("debug") else (params["log_level"] if obj.get("log_level_given") else "warning")
@@ -124,6 +134,11 @@ async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> Pipe
 
 
 def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: dict[str, Any]) -> PipelineResult:
+    from skyrunner.cli._exec_view import LiveView, PlainView, console_for, render_summary
+    from skyrunner.config import default_config_path
+    from skyrunner.pipeline.scheduler import PipelineScheduler
+    from skyrunner.pipeline.workspace import open_workspace
+
     console = console_for(sys.stdout)
     with open_workspace(checkout.root) as workspace:
         if opts["executor"] == "kubernetes":
@@ -168,6 +183,10 @@ def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: d
 @click.pass_context
 def exec_pipeline(ctx: click.Context, /, jobs: tuple[str, ...], **opts: Any) -> None:
     """Run the pipeline of a git checkout (or the JOBs named, with their needs) on this machine."""
+    from skyrunner.cli._exec_view import console_for, render_list
+    from skyrunner.pipeline.checkout import read_checkout
+    from skyrunner.pipeline.loader import load_pipeline
+
     directory = (opts["directory"] or Path.cwd()).resolve()
     variables = _parse_variables(opts["variables"])
     checkout = read_checkout(directory)

@@ -211,7 +211,7 @@ def render_list(console: Console, pipeline: Pipeline) -> None:
         for job in (j for j in pipeline.jobs if j.stage == stage):
             needs = "-" if job.needs is None else ("[]" if not job.needs else ", ".join(n.job for n in job.needs))
             allowed = "true" if job.allow_failure else (f"exit codes {list(job.exit_codes)}" if job.exit_codes else "")
-            table.add_row(stage, job.name, job.when.value, needs, allowed)
+            table.add_row(*(Text(cell) for cell in (stage, job.name, job.when.value, needs, allowed)))
     console.print(table)
 
 
@@ -228,10 +228,10 @@ def render_summary(console: Console, result: PipelineResult, elapsed_s: float) -
         if job.attempts > 1:
             details.append(f"{job.attempts} attempts")
         table.add_row(
-            job.name, job.stage, Text(status_word(job.status, job.allowed_failure), style=style),
-            _duration(job.duration_s) if job.attempts else "", ", ".join(d for d in details if d),
+            Text(job.name), Text(job.stage), Text(status_word(job.status, job.allowed_failure), style=style),
+            _duration(job.duration_s) if job.attempts else "", Text(", ".join(d for d in details if d)),
         )  # fmt: skip
     console.print(table)
     verdict = Text("failed", style="bold red") if result.failed else Text("passed", style="bold green")
     console.print(Text.assemble(f"pipeline #{result.pipeline_id} ", verdict, f" in {_duration(elapsed_s)}"))
-    console.print(f"logs: {result.logs_dir}", highlight=False)
+    console.print(Text(f"logs: {result.logs_dir}"))
