@@ -35,11 +35,24 @@ async def test_watch_resumes_after_a_resource_version(client: AsyncClient) -> No
 
 async def test_watch_without_version_starts_with_the_current_state(client: AsyncClient) -> None:
     await client.create(ConfigMap(metadata=ObjectMeta(name="now")))
-    live = asyncio.ensure_future(_take(client, 3))
-    await asyncio.sleep(0.05)
-    await client.create(ConfigMap(metadata=ObjectMeta(name="later")))
+    seen: list[tuple[str, str]] = []
+    current = asyncio.Event()
+
+    async def follow() -> None:
+        async for op, obj in client.watch(ConfigMap, namespace="default"):
+            seen.append((op, obj.metadata.name))
+            if len(seen) == 2:
+                current.set()
+            if len(seen) == 3:
+                return
+
+    async with asyncio.timeout(5):
+        task = asyncio.ensure_future(follow())
+        await current.wait()
+        await client.create(ConfigMap(metadata=ObjectMeta(name="later")))
+        await task
     # the namespace controller's kube-root-ca.crt is part of the current state too
-    assert await live == [("ADDED", "kube-root-ca.crt"), ("ADDED", "now"), ("ADDED", "later")]
+    assert seen == [("ADDED", "kube-root-ca.crt"), ("ADDED", "now"), ("ADDED", "later")]
 
 
 async def test_too_old_resource_version_is_an_error_event_with_410(client: AsyncClient, api: FakeKubeApi) -> None:
