@@ -106,7 +106,7 @@ def build_prepared_job(
     if layout.project_dir != variables.get("CI_PROJECT_DIR"):
         variables = _variables(spec, layout, settings, ident, concurrent)
     debug = variables.get("CI_DEBUG_TRACE").lower() == "true" and not settings.debug_trace_disabled
-    options = replace(settings.script, debug_trace=debug) if debug else settings.script
+    options = replace(settings.script, debug_trace=debug, skip_git=strategy is GitStrategy.NONE)
     result = build_helper_plan(
         spec, variables, project_dir=layout.project_dir, builds_dir=layout.builds_dir,
         cache_dir=layout.cache_dir, settings=settings, now=now,

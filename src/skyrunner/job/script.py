@@ -72,6 +72,7 @@ class ScriptOptions:
     pre_build_script: str = ""
     post_build_script: str = ""
     debug_trace: bool = False
+    skip_git: bool = False  # GIT_STRATEGY=none: no helper process needed to fetch nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,10 @@ def _prepare_stages(spec: JobSpec, opts: ScriptOptions) -> list[StagePlan]:
     sources = [_PRELUDE]
     if pre:
         sources += ['mkdir -p "$CI_BUILDS_DIR" && cd "$CI_BUILDS_DIR"\n', _commands(pre, sections=sections)]
-    sources.append(_helper("sources"))
+    if opts.skip_git:
+        sources += [_green("Skipping Git repository setup"), 'mkdir -p "$CI_PROJECT_DIR"\n']
+    else:
+        sources.append(_helper("sources"))
     if post:
         sources += ['cd "$CI_PROJECT_DIR"\n', _commands(post, sections=sections)]
     stages = [

@@ -123,7 +123,7 @@ def test_prepare_phase_calls_the_helper_and_hooks(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
-    payload = job(["echo started", "sleep 30 & sleep 31", "echo never"], after=["echo after=$CI_JOB_STATUS"])
+    payload = job(["echo started", "sleep 37.25 & sleep 37.5", "echo never"], after=["echo after=$CI_JOB_STATUS"])
     run_dir = prepare_run_dir(tmp_path, payload)
     with subprocess.Popen(
         ["sh", str(run_dir / "sequencer.sh"), "build"],
@@ -143,5 +143,5 @@ def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
     assert time.monotonic() - began < 5
     assert b"after=canceled" in rest
     assert (run_dir / "build.exit").read_text() == "canceled:143\n"
-    leftovers = subprocess.run(["pgrep", "-f", "sleep 3[01]"], capture_output=True, check=False)
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 37[.]"], capture_output=True, check=False)
     assert leftovers.stdout == b""
