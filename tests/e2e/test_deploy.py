@@ -23,6 +23,7 @@ import yaml
 from skyrunner.cli import main
 from tests.fakes.coordinator import FakeCoordinator
 from tests.fakes.kubeapi import FakeKubeApi
+from tests.fakes.kubeapi.resources import by_path
 
 pytestmark = pytest.mark.e2e
 
@@ -252,3 +253,74 @@ def _config_toml(config_map: dict[str, Any]) -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads(config_map["data"]["config.toml"])
+
+
+async def test_an_api_refusal_is_one_line_with_the_status(
+    tmp_path: Path, gitlab: FakeCoordinator, kube: FakeKubeApi
+) -> None:
+    runner = gitlab.add_runner()
+    message = 'deployments.apps "skyrunner" is forbidden: User "ci-bot" cannot patch resource "deployments"'
+    kube.fail_next("PATCH", r"/deployments/skyrunner$", 403, "Forbidden", message)
+
+    code, out, err = await deploy(tmp_path, kube, *base_args(gitlab, "--token", runner.token, "--apply"))
+
+    assert code == 1
+    assert err == f"skyrunner: error: apply Deployment ci/skyrunner: 403 Forbidden: {message}\n"
+    assert lines(out)[-1] == "ConfigMap ci/skyrunner-config: created", "what came before was applied"
+
+
+async def test_an_unreachable_or_unusable_cluster_is_one_line(tmp_path: Path, gitlab: FakeCoordinator) -> None:
+    runner = gitlab.add_runner()
+    closed = tmp_path / "closed.kubeconfig"
+    closed.write_text(
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        })
+    )  # fmt: skip
+    args = ["deploy", *base_args(gitlab, "--token", runner.token, "--apply")]
+
+    code, _, err = await asyncio.to_thread(_main, [*args, "--kubeconfig", str(closed)])
+
+    assert (code, err) == (1, "skyrunner: error: get Namespace ci: cannot reach http://127.0.0.1:9: ConnectError\n")
+
+    code, _, err = await asyncio.to_thread(_main, [*args, "--kubeconfig", str(tmp_path / "missing")])
+
+    assert code == 2 and err.startswith(f"skyrunner: error: {tmp_path / 'missing'}: ") and err.count("\n") == 1
+
+
+async def test_output_yaml_registers_and_prints_one_stream(tmp_path: Path, gitlab: FakeCoordinator) -> None:
+    args = ["deploy", "--namespace", NS, "--url", gitlab.url, "--image", IMAGE]
+
+    code, out, err = await asyncio.to_thread(
+        _main, [*args, "--registration-token", gitlab.state.registration_token, "--platform", "eci"]
+    )
+
+    assert code == 0, err
+    (registered,) = gitlab.runners.values()
+    documents = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in documents][-3:] == ["Secret", "ConfigMap", "Deployment"]
+    assert base64.b64decode(documents[-3]["data"]["token"]).decode() == registered.token
+    assert registered.token not in out and f"registered runner {registered.id} with GitLab" in err
+
+
+@pytest.mark.skipif(
+    by_path("rbac.authorization.k8s.io", "v1", "clusterroles") is None,
+    reason="FakeKubeApi does not serve ClusterRoles and ClusterRoleBindings yet",
+)
+async def test_platform_auto_applies_and_deletes_the_node_reader(
+    tmp_path: Path, gitlab: FakeCoordinator, kube: FakeKubeApi
+) -> None:
+    runner = gitlab.add_runner()
+
+    code, out, err = await deploy(
+        tmp_path, kube, *base_args(gitlab, "--token", runner.token, "--platform", "auto", "--apply")
+    )
+
+    assert code == 0, err
+    assert "ClusterRole ci-skyrunner-nodes: created" in out and "ClusterRoleBinding ci-skyrunner-nodes: created" in out
+    code, out, err = await deploy(tmp_path, kube, "--namespace", NS, "--delete")
+    assert code == 0, err
+    assert "ClusterRole ci-skyrunner-nodes: deleted" in out

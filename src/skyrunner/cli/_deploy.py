@@ -151,7 +151,8 @@ async def _deploy(action: Action, values: DeployValues, inputs: _Inputs, kubecon
         if cluster is None:
             click.echo(render_yaml(manifests), nl=False)
         elif action is Action.APPLY:
-            for applied in await cluster.apply_all(manifests):
+            for manifest in manifests:  # one line as each is applied: a failure shows how far it got
+                applied = await cluster.apply(manifest)
                 click.echo(f"{applied.ref}: {applied.outcome.value}")
         else:
             names = object_names(values.name, values.namespace)

@@ -134,10 +134,6 @@ class Cluster:
         log.debug("%s: %s", ref, outcome.value)
         return Applied(ref, outcome)
 
-    async def apply_all(self, manifests: Sequence[Mapping[str, Any]]) -> list[Applied]:
-        """Apply the manifests in order (the rendered order: what is referenced comes first)."""
-        return [await self.apply(manifest) for manifest in manifests]
-
     async def diff_all(self, manifests: Sequence[Mapping[str, Any]], names: ObjectNames) -> str:
         """Return the diff of every manifest against the cluster, and what only the cluster has."""
         parts = [render_diff(await self.read(manifest), manifest) for manifest in manifests]
