@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["enter", "ensure", "leave"]
+__all__ = ["ensure", "enter", "leave"]
 
 _STATE = Path(tempfile.gettempdir()) / "skyrunner-fake-kubeapi-hostpaths"
 _users_here = 0
