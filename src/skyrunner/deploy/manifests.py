@@ -10,7 +10,7 @@ Pure: no I/O. :func:`render_manifests` returns plain dicts (what ``--output yaml
    (``--kubeconfig-secret``) jobs run there under the certificate's identity: no Role, and no
    service account token in the runner's pod.
 3. ``ClusterRole`` + ``ClusterRoleBinding`` for nodes (get/list) only when the platform is
-   ``auto``: the executor reads node labels to tell the platform.
+   ``auto`` and jobs run in this cluster: the executor reads node labels to tell the platform.
 4. ``PersistentVolume`` + ``PersistentVolumeClaim`` when a cache is asked for: the NFS share,
    ReadWriteMany, the reference deployment's mount options, bound to each other by name (no
    storage class, so a default class cannot provision something else), reclaim ``Retain``.
@@ -90,7 +90,7 @@ def render_manifests(
     manifests = [_namespace(names, labels), _service_account(names, labels)]
     if credentials is None:
         manifests += _namespace_rbac(names, labels)
-    if runner_platform(config) is ServerlessPlatform.AUTO:
+    if credentials is None and runner_platform(config) is ServerlessPlatform.AUTO:
         manifests += _node_rbac(names, labels)
     if values.cache is not None:
         manifests += _cache(values.cache, names, labels)

@@ -11,8 +11,11 @@ An example::
     name: skyrunner                 # instance name: prefix of every object
     namespace: ci
     image: registry.example.com/skyrunner:0.1.0
+    image_pull_policy: IfNotPresent
     url: https://gitlab.example.com
     registration_token: GR1348941...  # or token: glrt-...
+    runner_name: ci-eci             # the [[runners]] name (default: the template's, else name)
+    tags: [eci]                     # registration_token only: the runner's tags
     config: config.toml             # optional: a config.toml whose [[runners]] is the template
     platform: eci                   # optional: overrides [runners.kubernetes.serverless] platform
     shutdown_timeout: 3600          # seconds running jobs get to finish when the runner stops
