@@ -26,6 +26,7 @@ from skyrunner.helper.archive import (
     fingerprint,
     scan_entries,
 )
+from skyrunner.helper.cachekey import sanitize_cache_key
 from skyrunner.helper.console import Console, describe
 from skyrunner.helper.filesets import collect_files
 from skyrunner.helper.plan import (
@@ -49,7 +50,13 @@ def _has_content(entry: CacheEntry) -> bool:
 
 
 def local_archive(plan: HelperPlan, key: str, fmt: ArchiveFormat | None = None) -> Path:
-    """Return where the archive of ``key`` lives locally in the plan's format (or ``fmt``)."""
+    """Return where the archive of ``key`` lives locally in the plan's format (or ``fmt``).
+
+    Raises:
+        HelperError: the key is not sanitised (the runner sanitises; a hand-written plan may not).
+    """
+    if sanitize_cache_key(key) != key:
+        raise HelperError(f"cache key {key!r} is not a sanitised key")
     return Path(plan.cache_dir) / key / ARCHIVE_NAMES[fmt or plan.cache_format]
 
 
@@ -84,7 +91,8 @@ class _Restorer:
         if urls is None:
             return _existing_archive(self.plan, key)
         self.console.plain(f"Downloading cache from {display_url(urls.get_url)}")
-        download = Path(self.plan.cache_dir) / key / "cache.download"
+        # a name of our own: another job may be downloading the same key right now
+        download = local_archive(self.plan, key).with_name(f"cache.download.{os.getpid()}")
         result = with_retries(
             lambda: fetch_to_file(self.client.get(), urls.get_url, download),
             attempts=self.plan.restore_cache_attempts,

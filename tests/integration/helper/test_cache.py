@@ -41,11 +41,17 @@ async def test_save_then_restore_then_up_to_date(helper: HelperEnv) -> None:
     saved = await helper.run("cache-save", plan, "--job-status", "success")
     saved.assert_ok()
     assert "Creating cache main/gems..." in saved.output
-    assert "vendor/**: found 4 matching artifact files and directories" in saved.output
+    assert "vendor/**: found 5 matching artifact files and directories" in saved.output
     assert "Created cache" in saved.output
     archive = helper.cache_dir / "main/gems/cache.zip"
     with zipfile.ZipFile(archive) as zf:
-        assert sorted(zf.namelist()) == ["vendor/lib/", "vendor/lib/a.rb", "vendor/lib/b.bin", "vendor/link"]
+        assert sorted(zf.namelist()) == [
+            "vendor/",
+            "vendor/lib/",
+            "vendor/lib/a.rb",
+            "vendor/lib/b.bin",
+            "vendor/link",
+        ]
     before = _tree(project / "vendor")
 
     import shutil
@@ -197,3 +203,16 @@ async def test_archives_escaping_the_project_dir_are_refused(tmp_path: Path, hel
     assert not (helper.builds_dir / "group" / "escaped.txt").exists()
     assert not (helper.project_dir / "fine.txt").exists()  # zip names are checked before writing
     assert list(outside.iterdir()) == []
+
+
+async def test_unsanitised_keys_are_refused(helper: HelperEnv) -> None:
+    _fill(helper.project_dir)
+    plan = _cache_plan(helper, CacheEntry(key="../../escape", paths=("vendor",)))
+    saved = await helper.run("cache-save", plan, "--job-status", "success")
+    saved.assert_ok()
+    assert "cache key '../../escape' is not a sanitised key" in saved.output
+    assert "Failed to create cache" in saved.output
+    assert not (helper.tmp / "escape").exists()
+    restored = await helper.run("cache-restore", plan)
+    restored.assert_ok()
+    assert "Failed to extract cache" in restored.output
