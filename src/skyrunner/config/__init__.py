@@ -66,8 +66,8 @@ from skyrunner.config._models import (
 )
 from skyrunner.config._parse import find_platform_problems, parse_config, render_config
 
-__all__ = [
-    "TOKEN_FROM_FILE",
+# plain sorted, as tests/unit/test_exports.py checks (ruff's RUF022 would put constants first)
+__all__ = [  # noqa: RUF022
     "CacheConfig",
     "CacheS3Config",
     "CacheType",
@@ -101,6 +101,7 @@ __all__ = [
     "ServerlessPlatform",
     "ServerlessPrices",
     "Shell",
+    "TOKEN_FROM_FILE",
     "Volumes",
     "default_config_path",
     "default_config_path_for",
