@@ -60,7 +60,7 @@ async def test_sigterm_with_a_job_in_flight(gitlab: FakeCoordinator, tmp_path: P
     )  # fmt: skip
     try:
         async with asyncio.timeout(20):
-            while b"started" not in gitlab.jobs[job.id].trace:  # noqa: ASYNC110 (the fake has no trace event)
+            while b"started" not in gitlab.jobs[job.id].trace:  # the fake has no trace event to wait on
                 await asyncio.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
