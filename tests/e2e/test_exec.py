@@ -8,9 +8,11 @@ test needs to prove that two of them ran at the same time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -262,6 +264,52 @@ def test_retry_runs_a_failed_job_again_with_a_new_job_id(tmp_path: Path) -> None
     assert re.search(r"flaky\s+test\s+passed\s+\S+\s+2 attempts", run.output)
     log = run.log(repo, "flaky")
     assert log.count("Running with skyrunner") == 2 and "attempt 2 of flaky" in log
+
+
+async def test_ctrl_c_cancels_interruptible_jobs_and_lets_the_others_finish(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            ".gitlab-ci.yml": f"""
+                stages: [build, test]
+                quick:
+                  stage: build
+                  interruptible: true
+                  script: [sleep 30]
+                  after_script: [echo after_script ran]
+                steady:
+                  stage: build
+                  script: ['for i in $(seq 200); do [ -f {release} ] && break; sleep 0.05; done', echo steady done]
+                later:
+                  stage: test
+                  script: [echo later]
+            """
+        },
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "skyrunner", "exec", "--concurrency", "2", cwd=repo,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        # stop once both scripts run (the trace reaches the CLI at the TraceSink's first flush, ~3 s)
+        while not {"[quick] $ sleep 30", "[steady] running"} <= {line.split(" (")[0] for line in seen}:
+            seen.append((await asyncio.wait_for(process.stdout.readline(), 30)).decode().rstrip())
+        process.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.1)
+        release.touch()
+        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    run = Run(process.returncode or 0, "\n".join(seen) + "\n" + rest.decode())
+    assert run.code == 1, run.output
+    assert run.jobs == {"quick": "canceled", "steady": "passed", "later": "canceled"}
+    assert "[steady] steady done" in run.output
+    assert "[quick] after_script ran" in run.output
 
 
 MANUAL = """

@@ -68,10 +68,10 @@ class _Git:
         }
         self.root = checkout.root
 
-    def run(self, *args: str, check: bool = True) -> str | None:
+    def run(self, *args: str, check: bool = True, stdin: str = "") -> str | None:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=self.root, env=self.env, capture_output=True, text=True, check=False
+                ["git", *args], cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True, check=False
             )
         except OSError as exc:
             raise ConfigError(f"{self.root}: cannot run git: {exc.strerror}") from exc
@@ -82,19 +82,22 @@ class _Git:
         return None
 
 
-def _user_git_path(checkout: Checkout, name: str) -> Path:
+def _user_git_paths(checkout: Checkout, *names: str) -> list[Path]:
+    """Return the absolute paths of ``names`` inside the checkout's git directory (one git call)."""
     env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
+    args = [arg for name in names for arg in ("--git-path", name)]
     done = subprocess.run(
-        ["git", "rev-parse", "--path-format=absolute", "--git-path", name],
+        ["git", "rev-parse", "--path-format=absolute", *args],
         cwd=checkout.root, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    if done.returncode != 0:
+    paths = done.stdout.splitlines()
+    if done.returncode != 0 or len(paths) != len(names):
         raise ConfigError(f"{checkout.root}: git rev-parse failed: {cut(done.stderr)}")
-    return Path(done.stdout.strip())
+    return [Path(path) for path in paths]
 
 
-def _prepare_repo(checkout: Checkout, workspace: Workspace) -> None:
-    """Create ``repo.git`` if needed; point its alternates at the checkout's objects."""
+def _prepare_repo(checkout: Checkout, workspace: Workspace) -> Path:
+    """Create ``repo.git`` if needed, point its alternates at the checkout's objects; return its index."""
     repo = workspace.repo
     if not (repo / "HEAD").exists():
         fmt = [f"--object-format={checkout.object_format}"] if checkout.object_format != "sha1" else []
@@ -103,18 +106,17 @@ def _prepare_repo(checkout: Checkout, workspace: Workspace) -> None:
         )
         if done.returncode != 0:
             raise ConfigError(f"{repo}: git init failed: {cut(done.stderr)}")
-    objects = _user_git_path(checkout, "objects")
+    objects, user_exclude, user_index = _user_git_paths(checkout, "objects", "info/exclude", "index")
     (repo / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (repo / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-    user_exclude = _user_git_path(checkout, "info/exclude")
     excludes = user_exclude.read_text(errors="replace") if user_exclude.is_file() else ""
     (repo / "info").mkdir(exist_ok=True)
     (repo / "info" / "exclude").write_text(f"{excludes.rstrip()}\n/{STATE_DIR}/\n".lstrip())
+    return user_index
 
 
-def _stage_worktree(git: _Git, checkout: Checkout, workspace: Workspace) -> str:
-    """Record the working tree in our index; return its tree id."""
-    user_index = _user_git_path(checkout, "index")
+def _stage_worktree(git: _Git, checkout: Checkout, workspace: Workspace, user_index: Path) -> str:
+    """Record the working tree in our index (seeded from ``user_index``); return its tree id."""
     workspace.index.unlink(missing_ok=True)
     if user_index.is_file():
         shutil.copyfile(user_index, workspace.index)
@@ -137,15 +139,18 @@ def snapshot_worktree(checkout: Checkout, workspace: Workspace, pipeline_id: int
     Raises:
         ConfigError: git failed (the message names the checkout and the git command).
     """
-    _prepare_repo(checkout, workspace)
+    user_index = _prepare_repo(checkout, workspace)
     git = _Git(checkout, workspace)
-    tree = _stage_worktree(git, checkout, workspace)
+    tree = _stage_worktree(git, checkout, workspace, user_index)
     if tree == git.run("rev-parse", f"{checkout.sha}^{{tree}}"):
         sha = checkout.sha
     else:
         message = f"skyrunner exec: the working tree of {checkout.ref_name}, uncommitted changes included"
         sha = git.run("commit-tree", tree, "-p", checkout.sha, "-m", message) or ""
-    git.run("update-ref", f"refs/pipelines/{pipeline_id}", sha)
     ref = "tags" if checkout.ref_type is RefType.TAG else "heads"
-    git.run("update-ref", f"refs/{ref}/{checkout.ref_name}", sha)
+    git.run(
+        "update-ref",
+        "--stdin",
+        stdin=f"update refs/pipelines/{pipeline_id} {sha}\nupdate refs/{ref}/{checkout.ref_name} {sha}\n",
+    )
     return sha
