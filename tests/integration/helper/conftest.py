@@ -62,6 +62,8 @@ class HelperEnv:
         }
         if token is not None:
             env["CI_JOB_TOKEN"] = token
+        # let `coverage run` with process start-up hooks follow the helper process
+        env.update({k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")})
         return env
 
     def write_plan(self, plan: HelperPlan, name: str = "plan.json") -> Path:
