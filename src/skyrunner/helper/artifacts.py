@@ -96,23 +96,31 @@ def download_artifacts(plan: HelperPlan, console: Console, token: str) -> None:
     Raises:
         HelperError: a dependency's artifacts could not be downloaded or extracted.
     """
-    project_dir = Path(plan.project_dir)
     with make_client(plan.ca_file, _ARTIFACT_TIMEOUT_S) as client:
         for dep in plan.dependencies:
             console.notice(f"Downloading artifacts for {dep.name} ({dep.id})...")
-            with tempfile.TemporaryDirectory(dir=_scratch_dir(plan), prefix="artifacts-") as scratch:
-                dest = Path(scratch) / "artifacts"
-                with_retries(
-                    functools.partial(_fetch_dependency, client, plan, dep, token, dest),
-                    attempts=plan.artifact_download_attempts,
-                    backoff_s=plan.retry_backoff_s,
-                    on_retry=_retry_notice(console),
-                )
-                console.plain(f"Downloading artifacts from coordinator... ok  id={dep.id} responseStatus=200 OK")
-                try:
-                    extract_archive(dest, project_dir)
-                except HelperError as exc:
-                    raise HelperError(f"artifacts of {dep.name} ({dep.id}): {exc}") from exc
+            _download_one(client, plan, dep, token, console)
+
+
+def _download_one(client: httpx2.Client, plan: HelperPlan, dep: DependencyEntry, token: str, console: Console) -> None:
+    with tempfile.TemporaryDirectory(dir=_scratch_dir(plan), prefix="artifacts-") as scratch:
+        dest = Path(scratch) / "artifacts"
+        try:
+            with_retries(
+                functools.partial(_fetch_dependency, client, plan, dep, token, dest),
+                attempts=plan.artifact_download_attempts,
+                backoff_s=plan.retry_backoff_s,
+                on_retry=_retry_notice(console),
+            )
+        except TransferError as exc:
+            if exc.status is not None:  # the message already names the dependency
+                raise
+            raise HelperError(f"artifacts of {dep.name} ({dep.id}): {exc}") from exc
+        console.plain(f"Downloading artifacts from coordinator... ok  id={dep.id} responseStatus=200 OK")
+        try:
+            extract_archive(dest, Path(plan.project_dir))
+        except HelperError as exc:
+            raise HelperError(f"artifacts of {dep.name} ({dep.id}): {exc}") from exc
 
 
 # --- upload -----------------------------------------------------------------------------------

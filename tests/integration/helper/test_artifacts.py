@@ -284,3 +284,16 @@ async def test_download_failures(
     assert text in run.output
     assert not (helper.builds_dir / "evil.sh").exists()
     assert len([d for d in fake.downloads if d[0].startswith("/api")]) == 1  # 4xx is not retried
+
+
+async def test_download_network_failure_is_retried_and_names_the_dependency(helper: HelperEnv) -> None:
+    plan = helper.plan(
+        server_url="http://127.0.0.1:9",
+        dependencies=(DependencyEntry(id=5, name="build"),),
+        artifact_download_attempts=2,
+    )
+    run = await helper.run("artifacts-download", plan)
+    assert run.returncode == 1
+    assert "retrying in 0.01s" in run.output
+    assert "ERROR: artifacts of build (5): http://127.0.0.1:9/api/v4/jobs/5/artifacts:" in run.output
+    assert "Traceback" not in run.output
