@@ -23,7 +23,6 @@ import yaml
 from skyrunner.cli import main
 from tests.fakes.coordinator import FakeCoordinator
 from tests.fakes.kubeapi import FakeKubeApi
-from tests.fakes.kubeapi.resources import by_path
 
 pytestmark = pytest.mark.e2e
 
@@ -306,10 +305,6 @@ async def test_output_yaml_registers_and_prints_one_stream(tmp_path: Path, gitla
     assert registered.token not in out and f"registered runner {registered.id} with GitLab" in err
 
 
-@pytest.mark.skipif(
-    by_path("rbac.authorization.k8s.io", "v1", "clusterroles") is None,
-    reason="FakeKubeApi does not serve ClusterRoles and ClusterRoleBindings yet",
-)
 async def test_platform_auto_applies_and_deletes_the_node_reader(
     tmp_path: Path, gitlab: FakeCoordinator, kube: FakeKubeApi
 ) -> None:

@@ -63,6 +63,19 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(
         "rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, False, NameRule.PATH_SEGMENT, False
     ),
+    Resource(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, False, NameRule.PATH_SEGMENT, False
+    ),
+    Resource(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        False,
+        False,
+        NameRule.PATH_SEGMENT,
+        False,
+    ),
     Resource("apps", "v1", "deployments", "Deployment", namespaced=True, has_status=True),
 )
 
