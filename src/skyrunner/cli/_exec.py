@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -102,19 +102,18 @@ def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
     )
 
 
-@contextlib.contextmanager
-def _exec_logging(ctx: click.Context) -> Iterator[None]:
-    """Keep the runner log quiet (warnings) unless asked otherwise, on whatever stderr is now."""
+def _configure_logging(ctx: click.Context) -> None:
+    """Keep the runner log quiet (warnings) unless asked otherwise, on whatever stderr is now.
+
+    Called again once the live display is gone: while it runs, stderr is rich's proxy, which
+    prints log lines above the display.
+    """
     from skyrunner.logs import configure_logging
 
     obj = ctx.find_root().obj or {}
     params = ctx.find_root().params
     level = "debug" if obj.get("debug") else (params["log_level"] if obj.get("log_level_given") else "warning")
     configure_logging(level, params["log_format"])
-    try:
-        yield
-    finally:
-        configure_logging(level, params["log_format"])
 
 
 async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> PipelineResult:
@@ -158,8 +157,12 @@ def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: d
             concurrency=opts["concurrency"] or os.cpu_count() or 2, manual=opts["selected"],
         )  # fmt: skip
         began = time.monotonic()
-        with showing, _exec_logging(ctx):
-            result = asyncio.run(_run(scheduler, view))
+        try:
+            with showing:
+                _configure_logging(ctx)
+                result = asyncio.run(_run(scheduler, view))
+        finally:
+            _configure_logging(ctx)
         render_summary(console, result, time.monotonic() - began)
     return result
 
@@ -182,7 +185,12 @@ def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: d
 @click.option("--follow", metavar="JOB", help="stream this job's log")
 @click.pass_context
 def exec_pipeline(ctx: click.Context, /, jobs: tuple[str, ...], **opts: Any) -> None:
-    """Run the pipeline of a git checkout (or the JOBs named, with their needs) on this machine."""
+    """Run the pipeline of a git checkout (or the JOBs named, with their needs) on this machine.
+
+    Manual jobs run only when named. State, builds, cache, artifacts and logs live in the
+    checkout's .skyrunner directory. Ctrl-C starts nothing more and cancels interruptible jobs;
+    again, every job; a third time, kills them.
+    """
     from skyrunner.cli._exec_view import console_for, render_list
     from skyrunner.pipeline.checkout import read_checkout
     from skyrunner.pipeline.loader import load_pipeline
