@@ -128,6 +128,21 @@ def _last_event(events: Sequence[PodEvent], container: str, reasons: Collection[
     return None
 
 
+def _pull_failure(events: Sequence[PodEvent], container: str) -> PodEvent | None:
+    """The kubelet's ``Failed to pull image ...`` event (not its ``Error: ErrImagePull`` echo)."""
+    for event in reversed(events):
+        if event.container == container and event.message.startswith("Failed to pull image"):
+            return event
+    return None
+
+
+def _spec_image(pod: Pod, status: ContainerStatus) -> str:
+    """The image as the pod spec names it (the status has the runtime's resolved name)."""
+    spec = pod.spec
+    containers = [*(spec.initContainers or []), *spec.containers] if spec is not None else []
+    return next((c.image for c in containers if c.name == status.name and c.image), status.image)
+
+
 def _waiting_problems(pod: Pod, events: Sequence[PodEvent], containers: Collection[str]) -> Iterable[PodProblem]:
     for status in _all_statuses(pod):
         waiting = status.state.waiting if status.state is not None else None
@@ -137,11 +152,11 @@ def _waiting_problems(pod: Pod, events: Sequence[PodEvent], containers: Collecti
         event = _last_event(events, status.name)
         quote = event.quote() if event else f"Warning {reason} (container {status.name}): {cut(detail, 400)}"
         if reason in _PULL_NOW or reason == "ErrImagePull":
-            pulled = _last_event(events, status.name, ("Failed",))
-            detail = pulled.message if pulled and "pull" in pulled.message.lower() else detail
+            failed = _pull_failure(events, status.name)
+            detail, quote = (failed.message, failed.quote()) if failed else (detail, quote)
             yield PodProblem(
                 f"pull:{status.name}",
-                f"image {status.image!r} of container {status.name} cannot be pulled: {cut(detail)}",
+                f"image {_spec_image(pod, status)!r} of container {status.name} cannot be pulled: {cut(detail)}",
                 quote,
                 FailureReason.IMAGE_PULL_FAILURE,
                 0.0 if reason in _PULL_NOW else IMAGE_PULL_RETRY_S,

@@ -328,7 +328,7 @@ class KubernetesExecutor:
         cost = estimate_cost(self._size, billed_seconds(pod, ended), prices)
         view = self._require_view()
         pulls = pulled_seconds(view.events)
-        if pulls:
+        if pulls >= 0.05:
             self._trace.write_line(f"Image pulls took {pulls:.1f} s")
         self._trace.write_line(render_cost_line(self._size, cost))
 

@@ -87,8 +87,11 @@ class PodView:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 return None
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that arrives
+            # together with the change, and an owner's TaskGroup would then wait forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await changed.wait()
         return found
 
     async def refresh(self) -> None:

@@ -137,7 +137,7 @@ def test_an_image_pull_problem_quotes_the_event() -> None:
     (problem,) = find_problems(pod, [PULL_EVENT], {"build"})
     assert problem.quote == 'Warning Failed (container build): Failed to pull image "alpine:nope": not found'
     assert problem.message == (
-        "image 'alpine:nope' of container build cannot be pulled: Failed to pull image \"alpine:nope\": not found"
+        "image 'alpine' of container build cannot be pulled: Failed to pull image \"alpine:nope\": not found"
     )
 
 
