@@ -78,9 +78,7 @@ class GitRepo:
         except RuntimeError:
             return None
 
-    def commit(
-        self, files: dict[str, str | bytes | None], message: str = "commit", branch: str = "main"
-    ) -> str:
+    def commit(self, files: dict[str, str | bytes | None], message: str = "commit", branch: str = "main") -> str:
         """Commit ``files`` on top of ``branch`` (None deletes a file); return the new sha."""
         return self._commit(files, {}, message, branch)
 
@@ -88,9 +86,7 @@ class GitRepo:
         """Point ``ref`` (e.g. ``refs/pipelines/12`` or ``refs/tags/v1``) at ``sha``."""
         _git(["update-ref", ref, sha], cwd=self.dir)
 
-    def add_submodule(
-        self, path: str, url: str, sha: str, message: str = "add submodule", branch: str = "main"
-    ) -> str:
+    def add_submodule(self, path: str, url: str, sha: str, message: str = "add submodule", branch: str = "main") -> str:
         """Add (or move) a submodule at ``path`` pinned to ``sha``; ``url`` may be relative.
 
         Writes the ``.gitmodules`` entry and the gitlink in one commit; return the new sha.
@@ -139,9 +135,7 @@ class GitRepo:
     def _stage(self, name: str, content: str | bytes | None, env: Mapping[str, str]) -> None:
         if content is None:
             # mode 0 removes the path; --force-remove would need a work tree
-            _git(
-                ["update-index", "--index-info"], cwd=self.dir, env=env, data=f"0 {_ZERO}\t{name}\n".encode()
-            )
+            _git(["update-index", "--index-info"], cwd=self.dir, env=env, data=f"0 {_ZERO}\t{name}\n".encode())
             return
         data = content.encode() if isinstance(content, str) else content
         blob = _git(["hash-object", "-w", "--stdin"], cwd=self.dir, env=env, data=data)
@@ -246,9 +240,7 @@ class GitServer:
             env["HTTP_CONTENT_ENCODING"] = request.headers["Content-Encoding"]
         return env
 
-    async def _run_backend(
-        self, request: web.Request, repo_path: str, user: str | None
-    ) -> web.StreamResponse:
+    async def _run_backend(self, request: web.Request, repo_path: str, user: str | None) -> web.StreamResponse:
         # The whole request body is small (want/have lines); http-backend reads stdin to EOF.
         body = await request.read()
         proc = await asyncio.create_subprocess_exec(

@@ -98,19 +98,13 @@ def presign_url(
     }
     canonical_path = quote(path, safe="/-_.~")
     canonical_query = _query(params)
-    canonical_request = "\n".join(
-        [method, canonical_path, canonical_query, f"host:{host}", "", "host", _UNSIGNED]
-    )
+    canonical_request = "\n".join([method, canonical_path, canonical_query, f"host:{host}", "", "host", _UNSIGNED])
     to_sign = "\n".join([_ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
-    signature = hmac.new(
-        _signing_key(secret_key, date, region, service), to_sign.encode(), hashlib.sha256
-    ).hexdigest()
+    signature = hmac.new(_signing_key(secret_key, date, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
     return f"{scheme}://{host}{canonical_path}?{canonical_query}&X-Amz-Signature={signature}"
 
 
-def sign_cache_urls(
-    settings: S3CacheSettings, object_name: str, *, now: datetime, expires_s: int
-) -> RemoteCacheUrls:
+def sign_cache_urls(settings: S3CacheSettings, object_name: str, *, now: datetime, expires_s: int) -> RemoteCacheUrls:
     """Return path-style GET and PUT URLs of ``object_name`` valid for ``expires_s`` from ``now``."""
     scheme = "http" if settings.insecure else "https"
     host = _host(settings.server_address or DEFAULT_SERVER, scheme)
