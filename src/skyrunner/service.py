@@ -4,7 +4,10 @@ Ownership (every task has one owner): :meth:`RunnerService.run` owns, in one Tas
 pollers of each runner (``request_concurrency`` each) and one ``JobRunner.run()`` per job. A
 poller takes a slot (``concurrent`` across the process, ``limit`` per runner) before it asks
 GitLab for a job, hands the slot to the job it gets, and waits ``check_interval`` (with jitter)
-after an empty answer. OS signals only call :meth:`RunnerService.request_stop`:
+after an empty answer. A kubernetes runner also gets an adoption task: at start and every few
+minutes it takes over the job pods a previous process left running (``executors/kubernetes/
+adoption.py``) and runs each as a resumed JobRunner in a slot of its own. OS signals only call
+:meth:`RunnerService.request_stop`:
 
 * ``GRACEFUL`` (SIGQUIT): stop asking for jobs; running jobs finish, bounded by
   ``shutdown_timeout``, after which they are stopped as below;
@@ -24,16 +27,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from skyrunner.assembly import build_client, build_executor_factory, build_job_settings, runner_identity
 from skyrunner.config import Config, RunnerConfig
-from skyrunner.errors import ApiAuthError, ApiError
+from skyrunner.errors import ApiAuthError, ApiError, KubernetesApiError
 from skyrunner.executors.base import ExecutorFactory, Slot
 from skyrunner.gitlab.client import CoordinatorClient
 from skyrunner.job.outcome import CancelReason, JobOutcome
-from skyrunner.job.runner import JobRunner
+from skyrunner.job.runner import JobRunner, ResumePoint
 from skyrunner.job.settings import JobSettings
+
+if TYPE_CHECKING:
+    from skyrunner.executors.kubernetes import AdoptedJob, KubernetesExecutorFactory
 
 __all__ = ["Capacity", "JobObserver", "RunnerService", "Shutdown", "SlotPool"]
 
@@ -84,6 +90,10 @@ class Capacity:
     def release(self) -> None:
         self.used -= 1
         self._wake()
+
+    def claim(self) -> None:
+        """Take a slot even when none is free: for a job that already runs (an adopted pod)."""
+        self.used += 1
 
     def resize(self, size: int) -> None:
         """Change the size; slots already taken stay taken."""
@@ -243,6 +253,7 @@ class RunnerService:
             for n in range(runner.request_concurrency)
         ]
         self._group.create_task(self._close_when_done(worker, pollers), name=f"{worker.key}:closer")
+        self._start_adoption(worker)
         return worker
 
     def _api_observer(self, runner: RunnerConfig) -> Callable[[str, int], None] | None:
@@ -402,3 +413,42 @@ class RunnerService:
     def _report_error(self, worker: RunnerWorker, error: ApiError) -> None:
         if self._observer:
             self._observer.request_error(worker.config, error)
+
+    # -- adoption: job pods that a previous process left running (kubernetes) ----------------
+    def _start_adoption(self, worker: RunnerWorker) -> None:
+        if worker.factory.name != "kubernetes":
+            return
+        from skyrunner.executors.kubernetes import KubernetesExecutorFactory
+
+        if isinstance(worker.factory, KubernetesExecutorFactory):
+            assert self._group is not None
+            self._group.create_task(self._adopt(worker, worker.factory), name=f"{worker.key}:adoption")
+
+    async def _adopt(self, worker: RunnerWorker, factory: KubernetesExecutorFactory) -> None:
+        """Take over the runner's pods whose job still runs in GitLab: now and every few minutes."""
+        from skyrunner.executors.kubernetes import ADOPT_EVERY_S, adopt_running_jobs
+
+        while not self._done(worker):
+            try:
+                found = await adopt_running_jobs(factory, worker.client)
+            except KubernetesApiError as exc:
+                log.warning("runner %s: adopting running pods failed, retrying later: %s", worker.key, exc)
+            else:
+                for job in found.jobs:
+                    self._spawn_adopted(worker, job)
+            await self._wait_or_stop(worker, ADOPT_EVERY_S * random.uniform(0.9, 1.1))
+
+    def _spawn_adopted(self, worker: RunnerWorker, job: AdoptedJob) -> None:
+        assert self._group is not None
+        job_info = job.payload.get("job_info")
+        project_id = int(job_info.get("project_id") or 0) if isinstance(job_info, dict) else 0
+        slot = self._slots.take(worker.key, project_id)
+        self._concurrent.claim()
+        worker.limit.claim()
+        resume = ResumePoint(job.trace_offset, job.trace_crc, job.phase, job.elapsed_s)
+        runner = JobRunner(
+            job.payload, coordinator=worker.client, executor=job.executor, settings=worker.settings,
+            identity=runner_identity(worker.config), slot=slot, resume=resume,
+        )  # fmt: skip
+        worker.jobs[job.job_id] = runner
+        self._group.create_task(self._run_job(worker, runner, job.job_id, project_id, slot), name=f"job-{job.job_id}")

@@ -132,3 +132,8 @@ class CheckpointTracker:
     def written(self, point: Checkpoint) -> None:
         """Remember that ``point`` is on the pod."""
         self._written = point
+
+    @property
+    def last_written(self) -> Checkpoint | None:
+        """The checkpoint the pod has (an adopted executor starts with its own)."""
+        return self._written

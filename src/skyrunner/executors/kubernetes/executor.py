@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 CONTAINERS: Final = {Phase.PREPARE: podspec.PREPARE, Phase.BUILD: podspec.BUILD, Phase.FINISH: podspec.HELPER}
 ORDER: Final = (podspec.PREPARE, podspec.BUILD, podspec.HELPER)
 CHECKPOINT_EVERY_S: Final = 5.0
+FIRST_CHECKPOINT_S: Final = 1.0
 END_WAIT_S: Final = 10.0
 GONE_WAIT_S: Final = 10.0
 
@@ -257,7 +258,9 @@ class KubernetesExecutor:
             return
         view = self._require_view()
         while not view.gone:
-            await view.wait_for(lambda v: v.gone or None, CHECKPOINT_EVERY_S)
+            # soon after the start (an adoption needs a first checkpoint), then every few seconds
+            first = self._tracker.last_written is None
+            await view.wait_for(lambda v: v.gone or None, FIRST_CHECKPOINT_S if first else CHECKPOINT_EVERY_S)
             point = self._tracker.due(trace.sent)
             if point is None or view.gone or self._deleted:
                 continue
