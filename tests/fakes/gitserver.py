@@ -236,8 +236,8 @@ class GitServer:
             env["REMOTE_USER"] = user
         if "Git-Protocol" in request.headers:
             env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
-        if "Content-Encoding" in request.headers:
-            env["HTTP_CONTENT_ENCODING"] = request.headers["Content-Encoding"]
+        # No HTTP_CONTENT_ENCODING: aiohttp has already inflated a gzip request body (git gzips
+        # large fetch negotiations, e.g. a fetch into an existing shallow clone).
         return env
 
     async def _run_backend(self, request: web.Request, repo_path: str, user: str | None) -> web.StreamResponse:

@@ -14,8 +14,10 @@
 #   SKYRUNNER_SHELL       shell for stage bodies (default: bash when installed, else sh)
 #   SKYRUNNER_RESULTS     file that gets one "<stage>=<exit code>" line per stage run
 #                         (default R/<phase>.results; kubernetes: /dev/termination-log)
-#   SKYRUNNER_STOP_FILE   read on SIGTERM: if it mentions "timeout" the job timed out,
-#                         otherwise it was canceled
+#   SKYRUNNER_STOP_FILE   why the job is being stopped: a line "timeout" or "canceled", or
+#                         (a downward-API annotations file) skyrunner.io/stop="timeout"; read
+#                         on SIGTERM, and at the start of a phase: a job stopped before its
+#                         build phase began runs only its "after" stages
 #   SKYRUNNER_AFTER_SCRIPT_TIMEOUT  seconds after_script may take (default 300)
 #
 # Files in R:
@@ -65,10 +67,15 @@ kill_stage() { # $1 signal: the running stage's whole process group, or the body
   kill -s "$1" -- "-$child" 2>/dev/null || kill -s "$1" "$child" 2>/dev/null
 }
 
+stop_requested() { # $1 reason pattern
+  [ -n "${SKYRUNNER_STOP_FILE:-}" ] &&
+    grep -Eq "^(skyrunner\.io/stop=)?\"?($1)\"?\$" "$SKYRUNNER_STOP_FILE" 2>/dev/null
+}
+
 on_stop() {
   [ "$stopping" = 1 ] && return 0
   stopping=1
-  if [ -n "${SKYRUNNER_STOP_FILE:-}" ] && grep -q timeout "$SKYRUNNER_STOP_FILE" 2>/dev/null; then
+  if stop_requested timeout; then
     status=failed
   else
     status=canceled
@@ -153,6 +160,8 @@ if [ "$phase" = finish ]; then
   status="${build_status%%:*}"
   [ "$status" = canceled ] && exit 0
 fi
+
+stop_requested "timeout|canceled" && on_stop
 
 run_phase
 

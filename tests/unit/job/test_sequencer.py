@@ -145,3 +145,29 @@ def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
     assert (run_dir / "build.exit").read_text() == "canceled:143\n"
     leftovers = subprocess.run(["pgrep", "-f", "sleep 37[.]"], capture_output=True, check=False)
     assert leftovers.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("stop_file", "expected"),
+    [("canceled\n", "after=canceled"), ("timeout\n", "after=failed"),
+     ('job.runner.gitlab.com/name="timeout-check"\nskyrunner.io/stop="canceled"\n', "after=canceled")],
+    ids=["canceled", "timeout", "downward-api"],
+)
+def test_a_job_stopped_before_its_build_runs_only_after_script(tmp_path: Path, stop_file: str, expected: str) -> None:
+    run_dir = prepare_run_dir(tmp_path, job(["echo must-not-run"], after=["echo after=$CI_JOB_STATUS"]))
+    (run_dir / "stop").write_text(stop_file)
+    env = {**env_for(run_dir, "sh"), "SKYRUNNER_STOP_FILE": str(run_dir / "stop")}
+    done = subprocess.run(["sh", str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30,
+                          check=False)
+    assert b"must-not-run\n" not in done.stdout
+    assert expected.encode() in done.stdout
+    assert done.returncode == 143
+
+
+def test_annotations_that_only_mention_a_reason_do_not_stop_the_job(tmp_path: Path) -> None:
+    run_dir = prepare_run_dir(tmp_path, job(["echo ran"]))
+    (run_dir / "stop").write_text('job.runner.gitlab.com/name="timeout"\n')
+    env = {**env_for(run_dir, "sh"), "SKYRUNNER_STOP_FILE": str(run_dir / "stop")}
+    done = subprocess.run(["sh", str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30,
+                          check=False)
+    assert done.returncode == 0 and b"ran\n" in done.stdout
