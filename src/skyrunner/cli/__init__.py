@@ -1,7 +1,6 @@
 """The command line: gitlab-runner's verbs (register, verify, unregister, list, run, run-single),
 and skyrunner's own (exec, deploy, status). Only this package prints to the terminal."""
 
-from skyrunner.cli import _deploy, _exec, _run, _runners, _status  # noqa: F401  (registers the commands)
 from skyrunner.cli._app import main, skyrunner
 
 __all__ = ["main", "skyrunner"]

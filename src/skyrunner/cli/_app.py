@@ -8,6 +8,7 @@ traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -36,7 +37,26 @@ def config_option(func: click.decorators.FC) -> click.decorators.FC:
     )(func)  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# Commands are imported when used: `skyrunner exec` need not load the Kubernetes client.
+_COMMAND_MODULES: Final = {
+    "register": "_runners", "verify": "_runners", "unregister": "_runners", "list": "_runners",
+    "run": "_run", "run-single": "_run", "status": "_status", "exec": "_exec", "deploy": "_deploy",
+}  # fmt: skip
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands register themselves when their module is first imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(_COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMAND_MODULES:
+            importlib.import_module(f"skyrunner.cli.{_COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(VERSION, message=f"skyrunner %(version)s ({REVISION})")
 @click.option("--debug", is_flag=True, envvar="RUNNER_DEBUG", help="debug logging and tracebacks")
 @click.option(
@@ -46,20 +66,14 @@ def config_option(func: click.decorators.FC) -> click.decorators.FC:
     envvar="LOG_LEVEL",
     type=click.Choice(["debug", "info", "warn", "warning", "error", "fatal", "panic"]),
 )
-@click.option(
-    "--log-format", default="runner", envvar="LOG_FORMAT", type=click.Choice(["runner", "text", "json"])
-)
+@click.option("--log-format", default="runner", envvar="LOG_FORMAT", type=click.Choice(["runner", "text", "json"]))
 @click.pass_context
 def skyrunner(ctx: click.Context, debug: bool, log_level: str, log_format: str) -> None:
     """A GitLab-compatible CI runner for serverless Kubernetes."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    ctx.obj["log_level_given"] = (
-        ctx.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT
-    )
-    ctx.obj["log_format_given"] = (
-        ctx.get_parameter_source("log_format") is not click.core.ParameterSource.DEFAULT
-    )
+    ctx.obj["log_level_given"] = ctx.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT
+    ctx.obj["log_format_given"] = ctx.get_parameter_source("log_format") is not click.core.ParameterSource.DEFAULT
     configure_logging("debug" if debug else log_level, log_format)
 
 

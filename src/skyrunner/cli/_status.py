@@ -47,7 +47,9 @@ def status(config_path: Path, listen_address: str | None) -> None:
     for runner in data.get("runners", []):
         jobs = runner.get("jobs", [])
         limit = runner.get("limit") or "none"
-        click.echo(f"{runner['name']:<20} {runner['runner']:<10} {runner['executor']:<11} jobs={len(jobs)} limit={limit}")
+        click.echo(
+            f"{runner['name']:<20} {runner['runner']:<10} {runner['executor']:<11} jobs={len(jobs)} limit={limit}"
+        )
         for job in jobs:
             click.echo(f"    job {job['id']:<10} {job['stage']:<18} {job['elapsed_s']:.0f}s")
     errors = data.get("last_errors", [])
