@@ -229,16 +229,7 @@ def _pod_spec(
     node_selector = overwrite_map(cfg.node_selector, cfg.node_selector_overwrite_allowed,
                                   "KUBERNETES_NODE_SELECTOR_", "node_selector", env, report)  # fmt: skip
     check_label_map(node_selector, f"{CONFIG} node_selector", report)
-    account = overwrite_value(cfg.service_account or "", cfg.service_account_overwrite_allowed,
-                              "KUBERNETES_SERVICE_ACCOUNT_OVERWRITE", "service_account", env, report)  # fmt: skip
-    pull_secrets = [*cfg.image_pull_secrets]
-    if parts.credentials is not None:
-        pull_secrets.append(names.pull_secret)
-    for setting, value in (("service_account", account), ("priority_class_name", cfg.priority_class_name),
-                           ("runtime_class_name", cfg.runtime_class_name),
-                           *(("image_pull_secrets", s) for s in cfg.image_pull_secrets)):  # fmt: skip
-        if value and not is_dns_subdomain(value):
-            report.error(f"{CONFIG} {setting}: {value!r} is not a Kubernetes object name")
+    account, pull_secrets = _identity(cfg, env, names, parts, report)
     dns_policy, dns_config = build_dns(cfg, report)
     grace = cfg.pod_termination_grace_period_seconds
     return PodSpec(
@@ -271,6 +262,23 @@ def _with_resources(container: Container, sized: ContainerRequest) -> Container:
     if resources is None:
         return container
     return cast(Container, Container.from_dict({**container.to_dict(), "resources": resources.to_dict()}))
+
+
+def _identity(
+    cfg: KubernetesConfig, env: JobEnvironment, names: PodNames, parts: _Parts, report: BuildReport
+) -> tuple[str, list[str]]:
+    """The pod's service account and image pull Secrets, names checked."""
+    account = overwrite_value(cfg.service_account or "", cfg.service_account_overwrite_allowed,
+                              "KUBERNETES_SERVICE_ACCOUNT_OVERWRITE", "service_account", env, report)  # fmt: skip
+    pull_secrets = [*cfg.image_pull_secrets]
+    if parts.credentials is not None:
+        pull_secrets.append(names.pull_secret)
+    for setting, value in (("service_account", account), ("priority_class_name", cfg.priority_class_name),
+                           ("runtime_class_name", cfg.runtime_class_name),
+                           *(("image_pull_secrets", s) for s in cfg.image_pull_secrets)):  # fmt: skip
+        if value and not is_dns_subdomain(value):
+            report.error(f"{CONFIG} {setting}: {value!r} is not a Kubernetes object name")
+    return account, pull_secrets
 
 
 def _patch_list(

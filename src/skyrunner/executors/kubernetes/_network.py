@@ -2,7 +2,8 @@
 
 Pure: no I/O. ``dns_policy`` (gitlab-runner's ``none``, ``default``, ``cluster-first``,
 ``cluster-first-with-host-net``) and ``dns_config`` (nameservers, searches, options) go to the
-pod as they are; ``none`` needs at least one nameserver, as the API server requires.
+pod as they are, within Kubernetes 1.24's limits (3 nameservers, 6 search domains); ``none``
+needs at least one nameserver, as the API server requires.
 
 ``hostAliases`` are the config's ``[[runners.kubernetes.host_aliases]]`` plus one ``127.0.0.1``
 entry naming every service alias, which is how ``db:5432`` reaches the service container in the
@@ -28,6 +29,11 @@ from skyrunner.executors.kubernetes._report import BuildReport
 __all__ = ["LOCALHOST", "ServiceNames", "build_dns", "build_host_aliases"]
 
 LOCALHOST = "127.0.0.1"
+# Kubernetes 1.24's limits (pkg/apis/core/validation: MaxDNSNameservers, MaxDNSSearchPaths and
+# MaxDNSSearchListChars; later versions allow more search domains)
+MAX_NAMESERVERS = 3
+MAX_SEARCHES = 6
+MAX_SEARCH_CHARS = 256
 
 _POLICIES = {
     DnsPolicy.NONE: "None",
@@ -55,6 +61,15 @@ def _dns_config(dns: DnsConfig, report: BuildReport) -> PodDNSConfig | None:
     for server in dns.nameservers:
         if not _is_ip(server):
             report.error(f"{CONFIG} dns_config.nameservers: {server!r} is not an IP address")
+    if len(dns.nameservers) > MAX_NAMESERVERS:
+        report.error(f"{CONFIG} dns_config.nameservers: {len(dns.nameservers)} given, a pod takes {MAX_NAMESERVERS}")
+    if len(dns.searches) > MAX_SEARCHES or len(" ".join(dns.searches)) > MAX_SEARCH_CHARS:
+        report.error(
+            f"{CONFIG} dns_config.searches: a pod takes {MAX_SEARCHES} domains of {MAX_SEARCH_CHARS} characters in all"
+        )
+    for domain in dns.searches:
+        if not is_dns_subdomain(domain.rstrip(".")):
+            report.error(f"{CONFIG} dns_config.searches: {domain!r} is not a DNS name")
     options = [PodDNSConfigOption(name=o.name, value=o.value) for o in dns.options]
     return PodDNSConfig(
         nameservers=list(dns.nameservers) or None, searches=list(dns.searches) or None, options=options or None

@@ -98,11 +98,7 @@ def build_job_secret(
         SECRET_TOKEN_KEY: job.spec.token.get_secret_value(),
         SECRET_PLAN_KEY: render_plan(job.plan),
     }
-    items = [SecretItem(SECRET_PLAN_KEY, SECRET_PLAN_KEY)]
-    for path, content in sorted(run_files.items()):
-        key = secret_key(SECRET_RUN_PREFIX, path)
-        data[key] = content
-        items.append(SecretItem(key, f"run/{path}", _EXECUTABLE if path.startswith("bin/") else None))
+    items = [SecretItem(SECRET_PLAN_KEY, SECRET_PLAN_KEY), *_run_items(run_files, data)]
     targets = []
     for index, (target, content) in enumerate(sorted(job.variables.files().items())):
         key = f"{SECRET_FILE_PREFIX}{index}"
@@ -128,6 +124,15 @@ def build_job_secret(
         data=data, job_env=job_env, service_env=tuple(services), items=tuple(items),
         file_targets=tuple(targets), has_docker_config=kaniko_config is not None,
     )  # fmt: skip
+
+
+def _run_items(run_files: Mapping[str, str], data: dict[str, str]) -> list[SecretItem]:
+    items = []
+    for path, content in sorted(run_files.items()):
+        key = secret_key(SECRET_RUN_PREFIX, path)
+        data[key] = content
+        items.append(SecretItem(key, f"run/{path}", _EXECUTABLE if path.startswith("bin/") else None))
+    return items
 
 
 def _env_refs(values: Mapping[str, str], prefix: str, data: dict[str, str], report: BuildReport) -> tuple[EnvRef, ...]:

@@ -10,7 +10,7 @@ volume                 kind                mounted at                           
 ``skyrunner-run``      emptyDir            ``/skyrunner``                              prepare, build,
                                                                                        helper, kaniko
 ``skyrunner-job``      Secret (items)      ``/skyrunner-job``                          prepare, helper
-``skyrunner-pod``      downwardAPI         ``/skyrunner-pod`` (``stop``)               prepare, build, helper
+``skyrunner-pod``      downwardAPI         ``/skyrunner-pod`` (``annotations``)        prepare, build, helper
 ``skyrunner-cache``    emptyDir            the cache dir, unless a config volume       prepare, build, helper
                                            covers it (the reference deployment's PVC)
 ``skyrunner-docker``   Secret (one item)   ``/kaniko/.docker`` (``config.json``)       kaniko
@@ -51,7 +51,6 @@ from skyrunner.executors.kubernetes._overwrites import CONFIG
 from skyrunner.executors.kubernetes._report import BuildReport
 from skyrunner.executors.kubernetes._secret import SecretItem
 from skyrunner.executors.kubernetes.podspec import (
-    ANNOTATION_STOP,
     JOB_SECRET_DIR,
     KANIKO_DOCKER_DIR,
     POD_INFO_DIR,
@@ -141,7 +140,7 @@ def _ours(
                           frozenset({Role.PREPARE, Role.HELPER})))  # fmt: skip
     stop = DownwardAPIVolumeFile(
         path=STOP_FILE.rsplit("/", 1)[1],
-        fieldRef=ObjectFieldSelector(fieldPath=f"metadata.annotations['{ANNOTATION_STOP}']"),
+        fieldRef=ObjectFieldSelector(fieldPath="metadata.annotations"),
     )
     entries.append(_Entry(Volume(name=VOLUME_POD_INFO, downwardAPI=DownwardAPIVolumeSource(items=[stop])),
                           _mount(VOLUME_POD_INFO, POD_INFO_DIR, True), _PHASES))  # fmt: skip

@@ -33,10 +33,11 @@ of containers::
 Volumes: the builds dir and ``/skyrunner`` are emptyDirs mounted in every job container; the
 cache dir is whatever the config's volumes mount there (the reference deployment mounts its NAS
 PVC at ``/cache``), else an emptyDir; the job Secret is mounted at ``/skyrunner-job`` in
-``prepare`` and ``helper`` (run files, ``plan.json``, file variables); ``/skyrunner-pod/stop``
-is a downward-API file of the ``skyrunner.io/stop`` annotation, which the runtime sets to
-``timeout`` or ``canceled`` before it deletes the pod, so that the sequencer tells the two apart
-(the kubelet rewrites the file when it syncs the updated pod).
+``prepare`` and ``helper`` (run files, ``plan.json``, file variables);
+``/skyrunner-pod/annotations`` is a downward-API file of the pod's annotations, where the
+sequencer finds ``skyrunner.io/stop="timeout"`` or ``"canceled"``, set by the runtime before it
+deletes the pod, to tell the two apart (the kubelet rewrites the file when it syncs the updated
+pod; the sequencer matches the whole line, so no other annotation can pass for it).
 
 The phase containers (prepare, build, helper) get the sequencer's environment (``SKYRUNNER_*``)
 as plain values and every job variable through ``secretKeyRef`` to the job Secret, so no
@@ -147,7 +148,8 @@ JOB_RUN_FILES: Final = f"{JOB_SECRET_DIR}/run"
 JOB_FILE_VARIABLES: Final = f"{JOB_SECRET_DIR}/files"
 PLAN_FILE: Final = f"{JOB_SECRET_DIR}/plan.json"
 POD_INFO_DIR: Final = "/skyrunner-pod"
-STOP_FILE: Final = f"{POD_INFO_DIR}/stop"
+STOP_FILE: Final = f"{POD_INFO_DIR}/annotations"
+"""``SKYRUNNER_STOP_FILE``: every annotation, as ``key="value"`` lines."""
 TERMINATION_LOG: Final = "/dev/termination-log"
 KANIKO_DOCKER_DIR: Final = "/kaniko/.docker"
 KANIKO_EXECUTOR: Final = "/kaniko/executor"

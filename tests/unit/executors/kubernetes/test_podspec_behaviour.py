@@ -335,10 +335,12 @@ def test_cap_add_takes_net_raw_back() -> None:
     assert context["capabilities"] == {"add": ["NET_RAW", "SYS_TIME"]}
 
 
-def test_the_stop_file_is_the_stop_annotation() -> None:
-    volumes = _volumes(build(prepared(payload()), kube()).pod.to_dict()["spec"])
+def test_the_stop_file_is_the_annotations_file() -> None:
+    manifests = build(prepared(payload()), kube())
+    volumes = _volumes(manifests.pod.to_dict()["spec"])
     items = volumes["skyrunner-pod"]["downwardAPI"]["items"]
-    assert items == [{"path": "stop", "fieldRef": {"fieldPath": "metadata.annotations['skyrunner.io/stop']"}}]
+    assert items == [{"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]
+    assert _env(container(manifests, BUILD))["SKYRUNNER_STOP_FILE"] == "/skyrunner-pod/annotations"
 
 
 def test_owned_by_pod() -> None:
