@@ -52,8 +52,6 @@ class JobEnvironment:
         used: list[str] = []
 
         def lookup(key: str) -> str:
-            if key == "$":
-                return "$"
             if key in self.masked:
                 used.append(key)
                 return ""

@@ -143,7 +143,8 @@ def _operate(document: Any, operation: Mapping[str, Any]) -> Any:
         return _remove(document, path)
     if op == "replace":
         _get(document, path)
-        return _add(_remove(document, path), path, copy.deepcopy(operation["value"]))
+        value = copy.deepcopy(operation["value"])
+        return _add(_remove(document, path), path, value) if path else value
     if op == "add":
         return _add(document, path, copy.deepcopy(operation["value"]))
     raise ValueError(f"unknown op {op!r}")

@@ -30,10 +30,6 @@ class BuildReport:
             self._warnings.append(message)
 
     @property
-    def errors(self) -> tuple[str, ...]:
-        return tuple(self._errors)
-
-    @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(self._warnings)
 

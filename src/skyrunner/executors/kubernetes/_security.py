@@ -96,15 +96,13 @@ def kaniko_security() -> SecurityContext:
     )
 
 
-def _capabilities(add: tuple[str, ...], drop: tuple[str, ...]) -> Capabilities | None:
+def _capabilities(add: tuple[str, ...], drop: tuple[str, ...]) -> Capabilities:
     # gitlab-runner's getCapabilities: default drops, then cap_add enables, then cap_drop disables
     enabled = dict.fromkeys(DEFAULT_CAP_DROP, False)
     enabled.update(dict.fromkeys(add, True))
     enabled.update(dict.fromkeys(drop, False))
     added = sorted(name for name, on in enabled.items() if on)
     dropped = sorted(name for name, on in enabled.items() if not on)
-    if not added and not dropped:
-        return None
     return Capabilities(add=added or None, drop=dropped or None)
 
 

@@ -90,7 +90,7 @@ class PodVolumes:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    volume: Volume | None
+    volume: Volume
     mount: VolumeMount
     roles: frozenset[Role]
 
@@ -110,8 +110,6 @@ def build_volumes(
     entries = [*_ours(layout, secret_name, items, paths, docker_config), *configured]
     volumes: dict[str, Volume] = {}
     for entry in entries:
-        if entry.volume is None:
-            continue
         if entry.volume.name in volumes and volumes[entry.volume.name] != entry.volume:
             report.error(f"{CONFIG} volumes: more than one volume is named {entry.volume.name}")
         volumes.setdefault(entry.volume.name, entry.volume)

@@ -56,6 +56,7 @@ def test_merge_patch_rfc7386(target: Any, patch: Any, expected: Any) -> None:
         ({"a/b": 1, "m~n": 2}, [{"op": "replace", "path": "/a~1b", "value": 3}, {"op": "remove", "path": "/m~0n"}],
          {"a/b": 3}),
         ({"baz": "qux"}, [{"op": "test", "path": "/baz", "value": "qux"}], {"baz": "qux"}),
+        ({"a": 1}, [{"op": "add", "path": "", "value": {"b": 2}}], {"b": 2}),
     ],
 )  # fmt: skip
 def test_json_patch_rfc6902(document: Any, operations: list[Any], expected: Any) -> None:
@@ -72,6 +73,8 @@ def test_json_patch_rfc6902(document: Any, operations: list[Any], expected: Any)
         ([{"op": "add", "path": "nodeName", "value": "x"}], "starts with /"),
         ([{"op": "frobnicate", "path": "/a"}], "unknown op"),
         ([{"path": "/a"}], "needs op and path"),
+        ([{"op": "add", "path": "/nodeSelector/os/x", "value": 1}], "not an object or an array"),
+        ([{"op": "remove", "path": ""}], "cannot remove the whole document"),
     ],
 )
 def test_json_patch_errors(operations: list[Any], message: str) -> None:
@@ -132,3 +135,11 @@ def test_strategic_directives(patch: dict[str, Any], check: Any) -> None:
 def test_strategic_errors(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(PatchError, match=message):
         strategic_merge_patch(SPEC, patch)
+
+
+def test_dropped_keys_finds_unknown_fields() -> None:
+    from skyrunner.executors.kubernetes._scheduling import dropped_keys
+
+    given = {"a": {"b": 1, "c": None}, "d": [{"e": 1}], "f": {"g": 1}}
+    kept = {"a": {}, "d": [{}], "f": 3}
+    assert dropped_keys(given, kept) == ["a.b", "d[0].e", "f"]

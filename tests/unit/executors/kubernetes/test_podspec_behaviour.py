@@ -11,6 +11,8 @@ from jsonschema import ValidationError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Pod
 
+from skyrunner.config import PatchType, PodSpecPatch
+from skyrunner.executors.kubernetes._metadata import go_duration
 from skyrunner.executors.kubernetes._names import (
     is_dns_label,
     is_dns_subdomain,
@@ -362,3 +364,48 @@ def test_schema_check_refuses_what_kubernetes_1_24_lacks() -> None:
     sidecar = Pod.from_dict(document)
     with pytest.raises(ValidationError, match="restartPolicy"):
         validate(type(manifests)(pod=sidecar, secret=manifests.secret, pull_secret=None, size=manifests.size))
+
+
+def test_config_patches_inline_and_loaded_in_config_order() -> None:
+    cfg = kube(
+        '[[pod_spec]]\nname = "inline"\npatch_type = "merge"\npatch = "hostname: a\\nsubdomain: x"\n'
+        '[[pod_spec]]\nname = "file"\npatch_type = "merge"\npatch_path = "/etc/skyrunner/patch.yaml"'
+    )
+    loaded = PodSpecPatch(name="file", patch_type=PatchType.MERGE, patch_path="/etc/skyrunner/patch.yaml")
+    spec = build(prepared(payload()), cfg, patches=[(loaded, "subdomain: b")]).pod.to_dict()["spec"]
+    assert (spec["hostname"], spec["subdomain"]) == ("a", "b")
+
+
+def test_affinity_keeps_label_keys_and_lists() -> None:
+    cfg = kube(
+        "[[affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution]]\n"
+        "weight = 10\n"
+        "[affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution.pod_affinity_term]\n"
+        'topology_key = "kubernetes.io/hostname"\n'
+        "[affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution.pod_affinity_term"
+        ".label_selector.match_labels]\n"
+        '"skyrunner.io/job_kind" = "heavy"\n'
+    )
+    affinity = build(prepared(payload()), cfg).pod.to_dict()["spec"]["affinity"]
+    term = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["weight"] == 10
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {"skyrunner.io/job_kind": "heavy"}
+
+
+def test_container_seccomp_profile_and_glob_and_dollars() -> None:
+    cfg = kube(
+        'allowed_images = ["alpine:3.2?"]\n[build_container_security_context]\nseccomp_profile_type = "Localhost"\n'
+        'seccomp_localhost_profile = "profiles/ci.json"\n[pod_annotations]\n"example.com/cost" = "$$5"'
+    )
+    manifests = build(prepared(payload(services=[{"name": " "}])), cfg)
+    assert container(manifests, BUILD)["securityContext"]["seccompProfile"] == {
+        "type": "Localhost",
+        "localhostProfile": "profiles/ci.json",
+    }
+    assert manifests.pod.to_dict()["metadata"]["annotations"]["example.com/cost"] == "$5"
+    assert [c["name"] for c in manifests.pod.to_dict()["spec"]["containers"]] == [BUILD, "helper"]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(3600, "1h0m0s"), (5400, "1h30m0s"), (125, "2m5s"), (30, "30s")])
+def test_go_duration(seconds: int, text: str) -> None:
+    assert go_duration(seconds) == text

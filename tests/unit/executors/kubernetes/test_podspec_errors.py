@@ -75,6 +75,8 @@ ERRORS = [
          '[node_selector]\ndisk = "not valid!"'),
     Case("annotation-key", "'-bad' is not a valid annotation key", '[pod_annotations]\n"-bad" = "x"'),
     Case("volume-name", "volumes.pvc 'Cache_PVC'", '[[volumes.pvc]]\nname = "Cache_PVC"\nmount_path = "/cache"'),
+    Case("volume-twice", "volumes: more than one volume is named data",
+         '[[volumes.empty_dir]]\nname = "data"\nmount_path = "/a"\n[[volumes.pvc]]\nname = "data"\nmount_path = "/b"'),
     Case("relative-mount", "mount_path 'cache' is not an absolute path",
          '[[volumes.empty_dir]]\nname = "c"\nmount_path = "cache"'),
     Case("mount-twice", "volumes: two volumes are mounted at /data",
@@ -98,6 +100,16 @@ ERRORS = [
          '[dns_config]\nsearches = ["bad_domain"]'),
     Case("host-alias-name", "host_aliases 10.0.0.1: 'Bad_Name' is not a DNS name",
          '[[host_aliases]]\nip = "10.0.0.1"\nhostnames = ["Bad_Name"]'),
+    Case("host-alias-ip", "host_aliases: 'gitlab' is not an IP address",
+         '[[host_aliases]]\nip = "gitlab"\nhostnames = ["gitlab.example.com"]'),
+    Case("taint-key", "node_tolerations: '-bad' is not a valid taint key", '[node_tolerations]\n"-bad" = "NoSchedule"'),
+    Case("extra-storage", 'serverless.extra_ephemeral_storage: "lots" is not a memory quantity',
+         '[serverless]\nextra_ephemeral_storage = "lots"', platform=Platform.ECI),
+    Case("container-renamed", "container name 'Build2' is not a DNS-1123 label",
+         patches=(_patch(PatchType.STRATEGIC, "containers:\n- name: Build2\n  image: x\n"),)),
+    Case("patch-not-a-spec", "a merge patch is a map of PodSpec fields", patches=(_patch(PatchType.MERGE, "- 1"),)),
+    Case("patch-leaves-no-spec", "the patch does not leave a PodSpec",
+         patches=(_patch(PatchType.JSON, '[{"op": "replace", "path": "", "value": [1]}]'),)),
     Case("service-alias", "service alias 'My_DB' is not a valid DNS name",
          body={"services": [{"name": "postgres:16", "alias": "My_DB"}]}),
     Case("no-image", "the job has no image and [runners.kubernetes] image is not set", body={"image": None}),
@@ -217,3 +229,14 @@ def test_resolve_namespace_refuses(config: str, overwrite: str, expected: str) -
     job = prepared(payload(variables=variables(("KUBERNETES_NAMESPACE_OVERWRITE", overwrite))))
     with pytest.raises(ConfigError, match=expected):
         resolve_namespace(kube(config), job.variables)
+
+
+def test_names_given_by_the_runtime_are_checked_too() -> None:
+    from skyrunner.executors.kubernetes.podspec import PodNames, build_pod
+    from tests.unit.executors.kubernetes.podspec_support import TABLE
+
+    names = PodNames(pod="Pod_1", secret="s", pull_secret="p", namespace="Not.A.Label")
+    with pytest.raises(ConfigError) as caught:
+        build_pod(prepared(payload()), kube(), names=names, platform=Platform.NONE, table=TABLE)
+    assert "pod name 'Pod_1' is not a DNS-1123 subdomain" in str(caught.value)
+    assert "namespace 'Not.A.Label' is not a DNS-1123 label" in str(caught.value)
