@@ -209,9 +209,12 @@ def find_executable(name: str, env: dict[str, str], mounts: list[Mount], workdir
     return any(ok(os.path.join(d, name)) for d in env.get("PATH", "").split(":") if d)
 
 
-def mount_script(mounts: list[Mount], workdir: str, argv: list[str]) -> str:
-    """Return the ``sh`` script that mounts the volumes, enters workdir and execs argv."""
+def mount_script(mounts: list[Mount], workdir: str, argv: list[str], cgroup_procs: Path | None = None) -> str:
+    """Return the ``sh`` script that joins the container's cgroup, mounts the volumes, enters
+    workdir and execs argv."""
     lines = ["set -e"]
+    if cgroup_procs is not None:
+        lines.append(f"echo $$ > {shlex.quote(str(cgroup_procs))}")
     for mount in sorted(mounts, key=lambda m: m.target.rstrip("/").count("/")):
         target, source = shlex.quote(mount.target), shlex.quote(str(mount.source))
         if mount.is_file:
@@ -227,9 +230,11 @@ def mount_script(mounts: list[Mount], workdir: str, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def spawn(mounts: list[Mount], workdir: str, argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start the container process in a private mount namespace and its own session."""
-    script = mount_script(mounts, workdir, argv)
+async def spawn(
+    mounts: list[Mount], workdir: str, argv: list[str], env: dict[str, str], cgroup_procs: Path | None = None
+) -> asyncio.subprocess.Process:
+    """Start the container process in a private mount namespace, its own session and cgroup."""
+    script = mount_script(mounts, workdir, argv, cgroup_procs)
     return await asyncio.create_subprocess_exec(
         _UNSHARE,
         "--mount",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hostpaths
+from .cgroups import ContainerCgroup, create_cgroup
 from .containers import Lookup as Lookup
 from .containers import Mount, build_argv, find_executable, resolve_env, spawn
 from .logs import ContainerLog, pump
@@ -51,6 +52,7 @@ class RunningContainer:
     started_at: float
     killed: bool = False  # the runtime sent SIGKILL
     pump: asyncio.Task[None] | None = field(default=None)
+    cgroup: ContainerCgroup | None = None
 
     def terminate(self) -> None:
         """Send SIGTERM to the main process (as the runtime's StopContainer does first)."""
@@ -58,8 +60,10 @@ class RunningContainer:
             os.kill(self.process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
-        """SIGKILL the whole process group."""
+        """SIGKILL the whole container: its cgroup, or at least its process group."""
         self.killed = True
+        if self.cgroup is not None:
+            self.cgroup.kill()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
@@ -69,6 +73,8 @@ class RunningContainer:
         finished = time.time()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the runtime takes the whole container down
+        if self.cgroup is not None:
+            self.cgroup.remove()
         code = await self.process.wait()  # asyncio also waits for the pipe, held by the whole group
         if self.pump is not None:
             try:
@@ -163,9 +169,15 @@ class Runtime:
                 raise StartError(_OCI + f'exec: "{argv[0]}": stat {argv[0]}: no such file or directory: unknown')
             raise StartError(_OCI + f'exec: "{argv[0]}": executable file not found in $PATH: unknown')
         _ensure_mount_points(mounts, workdir)
-        process = await spawn(mounts, workdir, argv, env)
+        cgroup = create_cgroup()
+        try:
+            process = await spawn(mounts, workdir, argv, env, cgroup.procs if cgroup else None)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         policy = container.get("terminationMessagePolicy") or "File"
-        running = RunningContainer(process, log, message_file, policy, time.time())
+        running = RunningContainer(process, log, message_file, policy, time.time(), cgroup=cgroup)
         assert process.stdout is not None
         running.pump = asyncio.ensure_future(pump(process.stdout, log))
         return running

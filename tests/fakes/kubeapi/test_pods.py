@@ -199,3 +199,26 @@ async def test_exit_reasons_start_error_oom_and_log_fallback(client: AsyncClient
     assert missing.message.endswith('exec: "/no/such/binary": stat /no/such/binary: no such file or directory: unknown')
     assert (oom.exitCode, oom.reason) == (137, "OOMKilled")
     assert (fallback.exitCode, fallback.message) == (1, "last words\n")
+
+
+async def test_killing_a_container_takes_its_detached_processes_with_it(client: AsyncClient, api: FakeKubeApi) -> None:
+    from tests.fakes.kubeapi.cgroups import create_cgroup
+
+    probe = create_cgroup()
+    if probe is None:
+        import pytest
+
+        pytest.skip("cgroup v2 is not writable here: the fake kills process groups only")
+    probe.remove()
+    script = "setsid sh -c 'exec sleep 97.125' </dev/null >/dev/null 2>&1 & echo ready; while :; do sleep 0.02; done"
+    await client.create(Pod.from_dict(pod_body("detach", [sh("main", script)])))
+    await wait_pod(client, "detach", lambda p: p.status.phase == "Running")
+    async with asyncio.timeout(10):
+        async for line in client.log("detach", follow=True):
+            if line == "ready\n":
+                break
+    await client.delete(Pod, "detach", grace_period=0)
+    await api.wait_pod_gone("default", "detach", 5)
+    found = await asyncio.create_subprocess_exec("pgrep", "-f", "sleep 97.125", stdout=asyncio.subprocess.PIPE)
+    out, _ = await found.communicate()
+    assert out == b"", "a process in its own session outlived its container"
