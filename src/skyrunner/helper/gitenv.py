@@ -4,7 +4,8 @@ Pure: no I/O. The job token reaches git only through the child's environment, as
 command-scope config entry (``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``)
 ``http.<scheme://host:port/>.extraHeader = Authorization: Basic ...``: never in argv, never in
 ``.git/config``, never in a remote URL, and sent only to the repository's own host (so
-submodules there, relative or absolute, are authenticated too, and other hosts are not).
+submodules there, relative or absolute, are authenticated too, and other hosts are not). A
+repository reached by path (``skyrunner exec`` with the shell executor) gets no header at all.
 The same mechanism turns hooks off (``core.hooksPath=/dev/null``) so a previous job cannot
 plant code that runs in the next one.
 """
@@ -15,7 +16,7 @@ import base64
 from collections.abc import Mapping, Sequence
 
 from skyrunner.helper.plan import GitPlan, SubmoduleStrategy
-from skyrunner.helper.urls import origin_of
+from skyrunner.helper.urls import is_http, origin_of
 
 __all__ = [
     "CI_USER",
@@ -56,7 +57,7 @@ def build_git_env(base: Mapping[str, str], repo_url: str, token: str, *, lfs_ski
     env = {k: v for k, v in base.items() if k not in _DROPPED and not k.startswith(_DROPPED_PREFIXES)}
     entries = _config_entries(base)
     entries.append(("core.hooksPath", "/dev/null"))
-    if token:
+    if token and is_http(repo_url):
         basic = base64.b64encode(f"{CI_USER}:{token}".encode()).decode()
         entries.append((f"http.{origin_of(repo_url)}.extraHeader", f"Authorization: Basic {basic}"))
     env["GIT_CONFIG_COUNT"] = str(len(entries))

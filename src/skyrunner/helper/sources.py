@@ -104,22 +104,33 @@ def _lfs_available(env: Mapping[str, str]) -> bool:
     return shutil.which("git-lfs", path=env.get("PATH")) is not None
 
 
+def _set_origin(git: _Git, url: str, console: Console, *, reused: bool) -> None:
+    """Point ``origin`` at ``url``: ``remote add`` (a fresh repository) or ``remote set-url``.
+
+    gitlab-runner tries ``add`` and falls back to ``set-url``; a reused directory almost always
+    has its origin already, so it tries ``set-url`` first and saves a failing git process.
+    """
+    if reused and git.succeeds(["remote", "set-url", "origin", url]):
+        return
+    if git.succeeds(["remote", "add", "origin", url]):
+        console.notice("Created fresh repository.")
+    else:
+        git.run(["remote", "set-url", "origin", url], what="setting the remote")
+
+
 def _fetch(git: _Git, plan: GitPlan, project_dir: Path, console: Console) -> None:
     console.notice(
         f"Fetching changes with git depth set to {plan.depth}..." if plan.depth > 0 else "Fetching changes..."
     )
     project_dir.mkdir(parents=True, exist_ok=True)
+    reused = (project_dir / ".git").is_dir()
     _remove_lock_files(project_dir / ".git")
     init = ["-c", "init.defaultBranch=none", "init", "--template="]
     if plan.object_format and plan.object_format != "sha1":
         init.append(f"--object-format={plan.object_format}")
     git.run([*init, str(project_dir)], what="initialising the repository for")
     git.run(["config", "fetch.recurseSubmodules", "false"], what="configuring the repository for")
-    url = strip_credentials(plan.repo_url)
-    if git.succeeds(["remote", "add", "origin", url]):
-        console.notice("Created fresh repository.")
-    else:
-        git.run(["remote", "set-url", "origin", url], what="setting the remote")
+    _set_origin(git, strip_credentials(plan.repo_url), console, reused=reused)
     shallow = (project_dir / ".git" / "shallow").exists()
     git.run(build_fetch_args(plan, shallow_repo=shallow), what="fetching")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["display_url", "origin_of", "strip_credentials", "switch_base"]
+__all__ = ["display_url", "is_http", "origin_of", "strip_credentials", "switch_base"]
 
 
 def strip_credentials(url: str) -> str:
@@ -23,6 +23,11 @@ def display_url(url: str) -> str:
     """Return ``url`` without credentials, query or fragment: safe to print."""
     parts = urlsplit(strip_credentials(url))
     return urlunsplit(parts._replace(query="", fragment=""))
+
+
+def is_http(url: str) -> bool:
+    """Return True for an ``http://`` or ``https://`` URL (not a path, ``file://`` or ssh)."""
+    return urlsplit(url).scheme.lower() in ("http", "https")
 
 
 def origin_of(url: str) -> str:

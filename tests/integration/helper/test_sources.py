@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,28 @@ async def test_submodules_over_smart_http_use_the_token_on_the_same_host(tmp_pat
         _secret_free(run.output)
         for config in project.glob(".git/**/config"):
             _secret_free(config.read_text())
+
+
+async def test_a_repository_reached_by_path_is_fetched_without_credentials(tmp_path: Path, helper: HelperEnv) -> None:
+    async with serve_git(tmp_path / "srv") as (server, _):
+        repo = server.create_repo("group/project", {"a.txt": "a\n"})
+        repo.set_ref("refs/pipelines/7", repo.head() or "")
+        refspecs = ("+refs/pipelines/7:refs/pipelines/7",)
+        git = GitPlan(repo_url=str(repo.dir), sha=repo.head() or "", ref="main", refspecs=refspecs, depth=20)
+        first = await helper.run("sources", helper.plan(git=git))
+        first.assert_ok()
+        assert "Created fresh repository." in first.output
+        newer = repo.commit({"a.txt": "b\n"})
+        repo.set_ref("refs/pipelines/7", newer)
+        second = await helper.run("sources", helper.plan(git=dataclasses.replace(git, sha=newer)))
+        second.assert_ok()
+        assert "Created fresh repository." not in second.output
+        project = helper.project_dir
+        assert (project / "a.txt").read_text() == "b\n"
+        assert _git(project, "remote", "get-url", "origin").strip() == str(repo.dir)
+        assert not server.requests  # nothing went over HTTP
+        for run in (first, second):
+            _secret_free(run.output)
 
 
 async def test_strategy_none_keeps_and_empty_wipes(tmp_path: Path, helper: HelperEnv) -> None:

@@ -32,6 +32,17 @@ def test_credentials_in_the_url_do_not_reach_the_scope() -> None:
     assert env["GIT_LFS_SKIP_SMUDGE"] == "1"
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["/work/.skyrunner/repo.git", "file:///srv/repo.git", "ssh://git@h/g/p.git", "git@h:g/p.git"],
+    ids=["path", "file-url", "ssh-url", "scp-like"],
+)
+def test_a_repository_not_reached_over_http_gets_no_token_header(url: str) -> None:
+    env = build_git_env({}, url, "glcbt-secret", lfs_skip_smudge=False)
+    assert _config(env) == {"core.hooksPath": "/dev/null"}
+    assert not any("glcbt-secret" in value for value in env.values())
+
+
 def test_job_config_entries_are_kept_and_tracing_is_dropped() -> None:
     base = {
         "GIT_CONFIG_COUNT": "1",
