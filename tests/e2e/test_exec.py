@@ -1,8 +1,8 @@
 """``skyrunner exec`` end to end: the real CLI in a subprocess on small git repositories.
 
-Every run goes through the whole stack: the working-tree snapshot served over git smart HTTP,
-the LocalCoordinator on 127.0.0.1, the JobRunner, the shell executor and the helper (clone,
-cache, artifact upload and download). Jobs coordinate through files under ``tmp_path`` when a
+Every run goes through the whole stack: the working-tree snapshot (fetched by path, as the shell
+executor's jobs do), the LocalCoordinator on 127.0.0.1, the JobRunner, the shell executor and the
+helper (clone, cache, artifact upload and download). Jobs coordinate through files under ``tmp_path`` when a
 test needs to prove that two of them ran at the same time.
 """
 

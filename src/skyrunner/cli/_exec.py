@@ -93,12 +93,15 @@ def _kubernetes_runner(config_path: Path) -> RunnerConfig:
 
 def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
     from skyrunner.assembly import build_executor_factory, build_job_settings, runner_identity
-    from skyrunner.pipeline.scheduler import RunnerSetup
+    from skyrunner.config import Executor
+    from skyrunner.pipeline.scheduler import RunnerSetup, SourcesAccess
 
     return RunnerSetup(
         factory=build_executor_factory(runner, cwd),
         settings=build_job_settings(runner, SYSTEM_ID),
         identity=runner_identity(runner),
+        # shell jobs run here: they fetch the snapshot by path, with no HTTP round trips
+        sources=SourcesAccess.PATH if runner.executor is Executor.SHELL else SourcesAccess.HTTP,
     )
 
 

@@ -109,10 +109,10 @@ def _truthy(variables: JobVariables, key: str) -> bool:
     return variables.get(key).strip().lower() in ("1", "true", "yes")
 
 
-def _git_plan(spec: JobSpec, variables: JobVariables, warnings: list[str]) -> GitPlan:
+def _git_plan(spec: JobSpec, variables: JobVariables, settings: JobSettings, warnings: list[str]) -> GitPlan:
     submodule_depth_text = variables.get("GIT_SUBMODULE_DEPTH").strip()
     return GitPlan(
-        repo_url=strip_credentials(spec.git_info.repo_url),
+        repo_url=settings.sources_repo or strip_credentials(spec.git_info.repo_url),
         sha=spec.git_info.sha,
         ref=spec.git_info.ref,
         ref_type=spec.git_info.ref_type or "branch",
@@ -248,7 +248,7 @@ def build_helper_plan(
         project_dir=project_dir,
         builds_dir=builds_dir,
         cache_dir=cache_dir,
-        git=_git_plan(spec, variables, warnings),
+        git=_git_plan(spec, variables, settings, warnings),
         caches=_cache_entries(spec, variables, settings, now, warnings),
         artifacts=_artifacts(spec, variables, warnings),
         dependencies=tuple(

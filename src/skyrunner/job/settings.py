@@ -34,6 +34,9 @@ class JobSettings:
     remote_cache: S3CacheSettings | None = None
     ca_file: str = ""
     debug_trace_disabled: bool = False
+    # A repository on the job's machine to fetch the sources from, by path, instead of the
+    # payload's URL (skyrunner exec's snapshot when the jobs run here): no HTTP, no credentials.
+    sources_repo: str = ""
 
     @property
     def output_limit_bytes(self) -> int:

@@ -3,7 +3,8 @@
 Flow of :meth:`PipelineScheduler.run`:
 
 1. take the next pipeline id and snapshot the working tree (``_snapshot.py``) as the commit the
-   jobs clone; start a :class:`~skyrunner.pipeline.local.LocalCoordinator` on 127.0.0.1;
+   jobs clone (by path when they run on this machine, else over HTTP: :class:`SourcesAccess`);
+   start a :class:`~skyrunner.pipeline.local.LocalCoordinator` on 127.0.0.1;
 2. loop: decide every waiting job (``schedule.advance``: pending, skipped or manual), start
    pending jobs in file order while fewer than ``concurrency`` run, and wait for one to end;
    jobs that can never start (behind a blocking manual job) are skipped at the end;
@@ -23,6 +24,7 @@ Jobs that did not start are canceled.
 from __future__ import annotations
 
 import asyncio
+import enum
 import secrets
 import time
 from collections.abc import Callable, Collection
@@ -43,9 +45,24 @@ from skyrunner.pipeline.payload import build_job_payload
 from skyrunner.pipeline.schedule import JobRecord, JobStatus, advance, allowed_to_fail, should_retry, stranded
 from skyrunner.pipeline.workspace import Workspace
 
-__all__ = ["JobEvent", "JobReport", "PipelineObserver", "PipelineResult", "PipelineScheduler", "RunnerSetup"]
+__all__ = [
+    "JobEvent",
+    "JobReport",
+    "PipelineObserver",
+    "PipelineResult",
+    "PipelineScheduler",
+    "RunnerSetup",
+    "SourcesAccess",
+]
 
 PROJECT_ID = 1
+
+
+class SourcesAccess(enum.Enum):
+    """How the jobs' helper reaches the snapshot of the working tree."""
+
+    HTTP = "http"  # git smart HTTP from the local coordinator: jobs that run elsewhere (a pod)
+    PATH = "path"  # the snapshot repository by path: jobs that run on this machine (shell)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,7 @@ class RunnerSetup:
     factory: ExecutorFactory
     settings: JobSettings
     identity: RunnerIdentity
+    sources: SourcesAccess = SourcesAccess.HTTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +198,8 @@ class PipelineScheduler:
         )
         async with coordinator, asyncio.TaskGroup() as group:
             settings = replace(self._setup.settings, server_url=coordinator.url)
+            if self._setup.sources is SourcesAccess.PATH:
+                settings = replace(settings, sources_repo=str(self._workspace.repo))
             while True:
                 self._decide()
                 for job in self._startable():

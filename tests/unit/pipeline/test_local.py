@@ -1,10 +1,15 @@
-"""The LocalCoordinator's in-process side (the Coordinator protocol) and the workspace's ids.
+"""The LocalCoordinator's in-process side (the Coordinator protocol), its git smart HTTP, and the
+workspace's ids.
 
-Its HTTP side (artifacts, git) is exercised end to end by ``tests/e2e/test_exec.py``.
+Its artifact endpoints are exercised end to end by ``tests/e2e/test_exec.py``; git over HTTP is
+tested here, since ``skyrunner exec`` with the shell executor fetches the snapshot by path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ from skyrunner.errors import ApiAuthError, TraceRangeError
 from skyrunner.job.coordinator import JobRef, JobUpdate
 from skyrunner.pipeline.local import LocalCoordinator, LocalJobState
 from skyrunner.pipeline.workspace import Workspace, WorkspaceBusy, log_file_name, open_workspace
+from tests.unit.pipeline.conftest import git
 
 TOKEN = "glcbt-secret-token"
 
@@ -94,6 +100,32 @@ def test_clone_url_carries_the_job_credentials(coordinator: tuple[LocalCoordinat
     local, _ = coordinator
     local.url = "http://127.0.0.1:4321"
     assert local.repo_url("tok/en") == "http://gitlab-ci-token:tok%2Fen@127.0.0.1:4321/group/project.git"
+
+
+async def _git_over_http(*args: str) -> tuple[int, str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "NO_PROXY": "*"}
+    process = await asyncio.create_subprocess_exec(
+        "git", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    return await process.wait(), output.decode()
+
+
+async def test_sources_are_served_over_git_http_to_running_jobs_only(
+    coordinator: tuple[LocalCoordinator, list[tuple[int, bytes]]], make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    local, _ = coordinator
+    source = make_repo({"README.md": "served\n"})
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(Workspace(tmp_path).repo))
+    async with local:
+        code, output = await _git_over_http("ls-remote", local.repo_url(TOKEN))
+        assert code != 0, output  # job 7 is not running yet
+        await local.update_job(ref(), JobUpdate(state="running"))
+        code, output = await _git_over_http("ls-remote", local.repo_url("glcbt-wrong"))
+        assert code != 0 and "glcbt-wrong" not in output
+        code, output = await _git_over_http("clone", "-q", local.repo_url(TOKEN), str(tmp_path / "clone"))
+        assert code == 0, output
+    assert (tmp_path / "clone" / "README.md").read_text() == "served\n"
 
 
 def test_ids_grow_across_runs_and_the_workspace_is_locked(tmp_path: Path) -> None:
