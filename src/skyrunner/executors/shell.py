@@ -1,9 +1,10 @@
 """The shell executor: a job's phases as local processes on this machine.
 
-Each phase is one ``sh sequencer.sh <phase>`` process in its own session; the sequencer runs each
-stage body in a session of its own (``setsid``), so a cancel or timeout (SIGTERM to the
-sequencer, which stops the stage and runs after_script) and an abort (SIGKILL to both sessions)
-reach every process the job started. The builds dir is
+Each phase is one ``sequencer.sh <phase>`` process in its own session, run by bash when that is
+the job's shell (the sequencer then stamps section markers without ``date`` processes), else by
+sh. The sequencer runs each stage body in a session of its own (``setsid``), so a cancel or
+timeout (SIGTERM to the sequencer, which stops the stage and runs after_script) and an abort
+(SIGKILL to both sessions) reach every process the job started. The builds dir is
 ``<builds_dir>/<short token>/<concurrent project id>/<project path>`` as in gitlab-runner, kept
 between jobs so that ``GIT_STRATEGY=fetch`` can reuse it.
 """
@@ -64,6 +65,7 @@ class ShellExecutor:
         self._phase: Phase | None = None
         self._stop_reason: CancelReason | None = None
         self._force_kill: asyncio.TimerHandle | None = None
+        self._shell = "sh"
 
     def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout:
         builds = self._factory.builds_dir.resolve()
@@ -81,6 +83,7 @@ class ShellExecutor:
     async def prepare(self, job: PreparedJob, trace: TraceWriter) -> None:
         shell = self._factory.shell or ("bash" if shutil.which("bash") else "sh")
         trace.write_line(f"Using Shell ({shell}) executor...")
+        self._shell = "bash" if shell == "bash" else "sh"
         self._job = job
         try:
             await asyncio.to_thread(_write_run_dir, job)
@@ -96,12 +99,12 @@ class ShellExecutor:
         results_file.unlink(missing_ok=True)
         try:
             process = await asyncio.create_subprocess_exec(
-                "sh", str(run_dir / "sequencer.sh"), phase.value,
+                self._shell, str(run_dir / "sequencer.sh"), phase.value,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                 env=self._environment(job), cwd=job.layout.builds_dir, start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
-            raise ExecutorError(f"cannot start sh: {exc.strerror}") from exc
+            raise ExecutorError(f"cannot start {self._shell}: {exc.strerror}") from exc
         self._process, self._phase = process, phase
         try:
             assert process.stdout is not None

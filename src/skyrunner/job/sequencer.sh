@@ -10,7 +10,8 @@
 #
 # Environment:
 #   SKYRUNNER_RUN_DIR     the run directory R, shared by every phase of the job (required)
-#   SKYRUNNER_SECTIONS    1 prints GitLab section markers around each stage (default 1)
+#   SKYRUNNER_SECTIONS    1 prints GitLab section markers around each stage (default 1); run
+#                         under bash, the sequencer stamps them without a date process
 #   SKYRUNNER_SHELL       shell for stage bodies (default: bash when installed, else sh)
 #   SKYRUNNER_RESULTS     file that gets one "<stage>=<exit code>" line per stage run
 #                         (default R/<phase>.results; kubernetes: /dev/termination-log)
@@ -56,9 +57,19 @@ exit_code=0
 stopping=0
 child=""
 
+# Section markers carry the time in seconds. bash (4.2 and later) reads the clock itself, with
+# printf's %(%s)T; any other sh needs a date process, twice per stage.
+now=""
+[ -n "${BASH_VERSION:-}" ] && printf -v now '%(%s)T' -1 2>/dev/null
+case "$now" in
+  "" | *[!0-9]*) read_clock() { now=$(date +%s); } ;;
+  *) read_clock() { printf -v now '%(%s)T' -1; } ;;
+esac
+
 marker() { # $1 start|end, $2 stage
   if [ "${SKYRUNNER_SECTIONS:-1}" = 1 ]; then
-    printf 'section_%s:%s:%s\r\033[0K' "$1" "$(date +%s)" "$2"
+    read_clock
+    printf 'section_%s:%s:%s\r\033[0K' "$1" "$now" "$2"
   fi
 }
 
@@ -67,9 +78,16 @@ kill_stage() { # $1 signal: the running stage's whole process group, or the body
   kill -s "$1" -- "-$child" 2>/dev/null || kill -s "$1" "$child" 2>/dev/null
 }
 
-stop_requested() { # $1 reason pattern
-  [ -n "${SKYRUNNER_STOP_FILE:-}" ] &&
-    grep -Eq "^(skyrunner\.io/stop=)?\"?($1)\"?\$" "$SKYRUNNER_STOP_FILE" 2>/dev/null
+stop_requested() { # $1 reasons, "|"-separated: is a line reason, skyrunner.io/stop="reason"?
+  [ -n "${SKYRUNNER_STOP_FILE:-}" ] && [ -r "$SKYRUNNER_STOP_FILE" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line#skyrunner.io/stop=}"
+    line="${line#\"}"
+    line="${line%\"}"
+    case "$line" in "" | *"|"*) continue ;; esac
+    case "|$1|" in *"|$line|"*) return 0 ;; esac
+  done 2>/dev/null <"$SKYRUNNER_STOP_FILE"
+  return 1
 }
 
 on_stop() {

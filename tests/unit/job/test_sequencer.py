@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -147,27 +148,64 @@ def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
     assert leftovers.stdout == b""
 
 
+@pytest.mark.parametrize("sequencer", ["sh", "bash"])
 @pytest.mark.parametrize(
     ("stop_file", "expected"),
-    [("canceled\n", "after=canceled"), ("timeout\n", "after=failed"),
-     ('job.runner.gitlab.com/name="timeout-check"\nskyrunner.io/stop="canceled"\n', "after=canceled")],
-    ids=["canceled", "timeout", "downward-api"],
+    [
+        ("canceled\n", "after=canceled"),
+        ("timeout", "after=failed"),
+        ('job.runner.gitlab.com/name="timeout-check"\nskyrunner.io/stop="canceled"\n', "after=canceled"),
+        ('skyrunner.io/stop="timeout"\n', "after=failed"),
+    ],
+    ids=["canceled", "timeout-without-newline", "downward-api", "downward-api-timeout"],
 )
-def test_a_job_stopped_before_its_build_runs_only_after_script(tmp_path: Path, stop_file: str, expected: str) -> None:
+def test_a_job_stopped_before_its_build_runs_only_after_script(
+    tmp_path: Path, stop_file: str, expected: str, sequencer: str
+) -> None:
     run_dir = prepare_run_dir(tmp_path, job(["echo must-not-run"], after=["echo after=$CI_JOB_STATUS"]))
     (run_dir / "stop").write_text(stop_file)
     env = {**env_for(run_dir, "sh"), "SKYRUNNER_STOP_FILE": str(run_dir / "stop")}
-    done = subprocess.run(["sh", str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30,
-                          check=False)
+    done = subprocess.run(
+        [sequencer, str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30, check=False
+    )
     assert b"must-not-run\n" not in done.stdout
     assert expected.encode() in done.stdout
     assert done.returncode == 143
 
 
-def test_annotations_that_only_mention_a_reason_do_not_stop_the_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sequencer", ["sh", "bash"])
+@pytest.mark.parametrize(
+    "stop_file",
+    ['job.runner.gitlab.com/name="timeout"\n', "timeout|canceled\n", "\n", 'skyrunner.io/stop="later"\n'],
+    ids=["mention", "alternatives", "empty-line", "unknown-reason"],
+)
+def test_lines_that_are_not_a_stop_reason_do_not_stop_the_job(tmp_path: Path, stop_file: str, sequencer: str) -> None:
     run_dir = prepare_run_dir(tmp_path, job(["echo ran"]))
-    (run_dir / "stop").write_text('job.runner.gitlab.com/name="timeout"\n')
+    (run_dir / "stop").write_text(stop_file)
     env = {**env_for(run_dir, "sh"), "SKYRUNNER_STOP_FILE": str(run_dir / "stop")}
-    done = subprocess.run(["sh", str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30,
-                          check=False)
+    done = subprocess.run(
+        [sequencer, str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30, check=False
+    )
     assert done.returncode == 0 and b"ran\n" in done.stdout
+
+
+@pytest.mark.parametrize(("sequencer", "uses_date"), [("sh", True), ("bash", False)], ids=["sh", "bash"])
+def test_section_markers_are_stamped_without_a_date_process_under_bash(
+    tmp_path: Path, sequencer: str, uses_date: bool
+) -> None:
+    run_dir = prepare_run_dir(tmp_path, job(["true"]))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "date").write_text("#!/bin/sh\necho 1234567890\n")
+    (bin_dir / "date").chmod(0o755)
+    env = {**env_for(run_dir, "sh"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    began = int(time.time())
+    done = subprocess.run(
+        [sequencer, str(run_dir / "sequencer.sh"), "build"], env=env, capture_output=True, timeout=30, check=False
+    )
+    stamps = [int(s) for s in re.findall(rb"section_(?:start|end):(\d+):step_script", done.stdout)]
+    assert len(stamps) == 2
+    if uses_date:
+        assert stamps == [1234567890, 1234567890]
+    else:
+        assert all(began <= stamp <= time.time() + 1 for stamp in stamps)
