@@ -8,12 +8,19 @@ executors production uses:
   (``Content-Range`` offsets checked like GitLab: a chunk must start where the stored trace
   ends, else ``TraceRangeError`` with the stored size). Each job's trace is kept, written raw
   to its log file and handed to ``on_trace``.
-* **over HTTP on 127.0.0.1** (aiohttp.web), what the helper reaches from inside a job:
+* **over HTTP on 127.0.0.1**, what the helper reaches from inside a job:
   ``POST /api/v4/jobs/:id/artifacts`` (one multipart ``file`` part, ``artifact_format``,
   ``artifact_type`` and ``expire_in`` in the query; stored under
   ``.skyrunner/artifacts/<pipeline>/<job id>/``), ``GET /api/v4/jobs/:id/artifacts`` (the job's
   archive, for a running job's ``JOB-TOKEN``) and git smart HTTP for the sources (``_githttp``,
-  user ``gitlab-ci-token`` with a running job's token).
+  user ``gitlab-ci-token`` with a running job's token). Who may do what is decided here
+  (``artifact_upload``, ``artifact_download``, ``git_authorized``); the aiohttp.web side lives
+  in ``_localhttp``.
+
+Lifecycle: entering the context binds the listening socket, so ``url`` is known and requests
+queue in its backlog at once, and starts the HTTP server in the background: aiohttp takes a fifth
+of a second to import (it builds two TLS contexts), which happens in a thread while the first
+jobs start rather than before them. A failure to start it cancels whoever entered the context.
 
 Jobs are registered with :meth:`LocalCoordinator.add_job` before their JobRunner starts; the
 scheduler reads the outcome back with :meth:`LocalCoordinator.record`.
@@ -22,32 +29,34 @@ scheduler reads the outcome back with :meth:`LocalCoordinator.record`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import hmac
+import importlib
 import logging
-import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
-
-from aiohttp import BodyPartReader, web
 
 from skyrunner.errors import ApiAuthError, SkyrunnerError, TraceRangeError
 from skyrunner.job.coordinator import JobRef, JobUpdate, PatchResult, UpdateResult
-from skyrunner.pipeline._githttp import GitBackend
 from skyrunner.pipeline.workspace import Workspace
 
-__all__ = ["GIT_USER", "JobRecord", "LocalCoordinator", "LocalJobState"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["GIT_USER", "HttpRefusal", "JobRecord", "LocalCoordinator", "LocalJobState"]
 
 log = logging.getLogger(__name__)
 
 GIT_USER: Final = "gitlab-ci-token"
 TRACE_INTERVAL_S: Final = 0.5  # asked of the TraceSink after its first patch: a live log, locally
-_CHUNK: Final = 256 * 1024
 _ARCHIVE: Final = "archive"
+_HTTP_MODULE: Final = "skyrunner.pipeline._localhttp"
 
 
 class LocalJobState(enum.StrEnum):
@@ -109,27 +118,43 @@ class LocalCoordinator:
         self._on_trace = on_trace
         self._jobs: dict[int, _Job] = {}
         self._server: web.AppRunner | None = None
+        self._stack = contextlib.AsyncExitStack()
         self.url = ""
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> LocalCoordinator:
-        app = web.Application(client_max_size=1024**4)
-        app.router.add_post("/api/v4/jobs/{id:[0-9]+}/artifacts", self._upload)
-        app.router.add_get("/api/v4/jobs/{id:[0-9]+}/artifacts", self._download, allow_head=False)
-        GitBackend(self._workspace.repo, self._project_path, self._git_authorized).add_routes(app)
-        self._server = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._server.setup()
-        await web.TCPSite(self._server, "127.0.0.1", 0).start()
-        port = self._server.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        listening = socket.create_server(("127.0.0.1", 0))
+        self._stack.callback(listening.close)  # the server closes it too, if it got that far
+        self._stack.push_async_callback(self._stop_http)
+        tasks = await self._stack.enter_async_context(asyncio.TaskGroup())  # exits first
+        tasks.create_task(self._start_http(listening), name="local-coordinator:http")
+        self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _start_http(self, listening: socket.socket) -> None:
+        await asyncio.to_thread(importlib.import_module, _HTTP_MODULE)
+        from skyrunner.pipeline._localhttp import serve_http  # imported by now: no wait
+
+        self._server = await serve_http(self, listening)
+
+    async def _stop_http(self) -> None:
         if self._server is not None:
             await self._server.cleanup()
             self._server = None
+
+    @property
+    def repo(self) -> Path:
+        """The bare repository the jobs fetch from (``.skyrunner/repo.git``)."""
+        return self._workspace.repo
+
+    @property
+    def project_path(self) -> str:
+        return self._project_path
 
     # -- what the scheduler uses ----------------------------------------------------------------
     def repo_url(self, token: str) -> str:
@@ -183,7 +208,45 @@ class LocalCoordinator:
             self._on_trace(local.id, data)
         return PatchResult(job_status=local.state.value, update_interval_s=TRACE_INTERVAL_S, stored=len(local.trace))
 
-    # -- HTTP: artifacts and git ---------------------------------------------------------------
+    # -- what the HTTP side (``_localhttp``) asks ------------------------------------------------
+    def artifact_upload(self, job_id: int, token: str, artifact_type: str) -> Path:
+        """Check that job ``job_id`` may upload an ``artifact_type`` artifact; return its directory.
+
+        Raises:
+            HttpRefusal: 403 unless the job is running with that token; 400 for a second
+                artifact of one type.
+        """
+        job = self._jobs.get(job_id)
+        if job is None or job.state is not LocalJobState.RUNNING or not hmac.compare_digest(job.token, token):
+            raise HttpRefusal(403, "403 Forbidden")
+        if artifact_type in job.artifacts:
+            raise HttpRefusal(400, "400 Bad request - another artifact of the same type exists")
+        return self._workspace.artifacts_dir(self._pipeline_id, job_id)
+
+    def artifact_stored(self, job_id: int, artifact_type: str, stored: Path) -> None:
+        """Record the artifact that :meth:`artifact_upload` allowed."""
+        self._jobs[job_id].artifacts[artifact_type] = stored
+        log.debug("job %d: stored %s artifact %s", job_id, artifact_type, stored.name)
+
+    def artifact_download(self, job_id: int, token: str) -> Path:
+        """Return job ``job_id``'s archive, for the ``JOB-TOKEN`` of any running job.
+
+        Raises:
+            HttpRefusal: 401 for a token that is not a running job's, 404 without an archive.
+        """
+        if self._running_job(token) is None:
+            raise HttpRefusal(401, "401 Unauthorized")
+        job = self._jobs.get(job_id)
+        archive = job.artifacts.get(_ARCHIVE) if job else None
+        if archive is None:
+            raise HttpRefusal(404, "404 Not Found")
+        return archive
+
+    def git_authorized(self, user: str, password: str) -> bool:
+        """Whether git's Basic credentials are ``gitlab-ci-token`` and a running job's token."""
+        return user == GIT_USER and self._running_job(password) is not None
+
+    # -- internals ------------------------------------------------------------------------------
     def _authenticate(self, job: JobRef) -> _Job:
         local = self._jobs.get(job.id)
         if local is None or not hmac.compare_digest(local.token, job.token.get_secret_value()):
@@ -196,37 +259,6 @@ class LocalCoordinator:
                 return job
         return None
 
-    def _git_authorized(self, user: str, password: str) -> bool:
-        return user == GIT_USER and self._running_job(password) is not None
-
-    async def _upload(self, request: web.Request) -> web.StreamResponse:
-        job = self._jobs.get(int(request.match_info["id"]))
-        token = request.headers.get("JOB-TOKEN", "")
-        if job is None or job.state is not LocalJobState.RUNNING or not hmac.compare_digest(job.token, token):
-            return web.Response(status=403, text="403 Forbidden")
-        artifact_type = request.query.get("artifact_type", _ARCHIVE)
-        if artifact_type in job.artifacts:
-            return web.Response(status=400, text="400 Bad request - another artifact of the same type exists")
-        if request.content_type != "multipart/form-data":
-            return web.Response(status=400, text="400 Bad request - file is missing")
-        target_dir = self._workspace.artifacts_dir(self._pipeline_id, job.id)
-        try:
-            stored = await _store_file_part(request, target_dir)
-        except _BadUpload as exc:
-            return web.Response(status=400, text=f"400 Bad request - {exc}")
-        job.artifacts[artifact_type] = stored
-        log.debug("job %d: stored %s artifact %s", job.id, artifact_type, stored.name)
-        return web.Response(status=201, text="201 Created")
-
-    async def _download(self, request: web.Request) -> web.StreamResponse:
-        if self._running_job(request.headers.get("JOB-TOKEN", "")) is None:
-            return web.Response(status=401, text="401 Unauthorized")
-        job = self._jobs.get(int(request.match_info["id"]))
-        archive = job.artifacts.get(_ARCHIVE) if job else None
-        if archive is None:
-            return web.Response(status=404, text="404 Not Found")
-        return web.FileResponse(archive, headers={"Content-Type": "application/octet-stream"})
-
     @staticmethod
     def _append_log(path: Path, data: bytes) -> None:
         try:
@@ -236,48 +268,10 @@ class LocalCoordinator:
             log.warning("cannot write the job log %s: %s", path, exc.strerror)
 
 
-class _BadUpload(SkyrunnerError):
-    """The multipart body is not one ``file`` part."""
+class HttpRefusal(SkyrunnerError):
+    """A request from a job that the coordinator turns down, with GitLab's status and text."""
 
-
-def _safe_name(filename: str | None) -> str:
-    name = os.path.basename((filename or "").replace("\\", "/")).strip()
-    return name if name not in ("", ".", "..") else "artifacts"
-
-
-async def _store_file_part(request: web.Request, target_dir: Path) -> Path:
-    """Stream the one ``file`` part of a multipart body into ``target_dir``; return the file."""
-    stored: Path | None = None
-    try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name != "file":
-                if isinstance(part, BodyPartReader) and part.filename is None:
-                    await part.release()
-                    continue
-                raise _BadUpload("exactly one file part named 'file' is expected")
-            if stored is not None:
-                raise _BadUpload("exactly one file part named 'file' is expected")
-            stored = await _write_part(part, target_dir / _safe_name(part.filename))
-    except ValueError as exc:  # aiohttp's malformed-multipart errors
-        raise _BadUpload(f"malformed multipart body: {exc}") from None
-    if stored is None:
-        raise _BadUpload("file is missing")
-    return stored
-
-
-async def _write_part(part: BodyPartReader, target: Path) -> Path:
-    partial = target.with_name(f".{target.name}.part")
-    out = await asyncio.to_thread(_open_for_writing, partial)
-    try:
-        while chunk := await part.read_chunk(_CHUNK):
-            await asyncio.to_thread(out.write, chunk)
-    finally:
-        out.close()
-    partial.replace(target)
-    return target
-
-
-def _open_for_writing(path: Path) -> BinaryIO:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "wb")
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text

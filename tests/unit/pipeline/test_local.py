@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from skyrunner.errors import ApiAuthError, TraceRangeError
 from skyrunner.job.coordinator import JobRef, JobUpdate
-from skyrunner.pipeline.local import LocalCoordinator, LocalJobState
+from skyrunner.pipeline.local import HttpRefusal, LocalCoordinator, LocalJobState
 from skyrunner.pipeline.workspace import Workspace, WorkspaceBusy, log_file_name, open_workspace
 from tests.unit.pipeline.conftest import git
 
@@ -126,6 +126,31 @@ async def test_sources_are_served_over_git_http_to_running_jobs_only(
         code, output = await _git_over_http("clone", "-q", local.repo_url(TOKEN), str(tmp_path / "clone"))
         assert code == 0, output
     assert (tmp_path / "clone" / "README.md").read_text() == "served\n"
+
+
+async def test_artifact_rules(coordinator: tuple[LocalCoordinator, list[tuple[int, bytes]]], tmp_path: Path) -> None:
+    local, _ = coordinator
+    with pytest.raises(HttpRefusal) as refused:
+        local.artifact_upload(7, TOKEN, "archive")
+    assert refused.value.status == 403  # not running yet
+    await local.update_job(ref(), JobUpdate(state="running"))
+    with pytest.raises(HttpRefusal) as refused:
+        local.artifact_upload(7, "glcbt-wrong", "archive")
+    assert refused.value.status == 403
+    target = local.artifact_upload(7, TOKEN, "archive")
+    assert target == tmp_path / "artifacts" / "3" / "7"
+    local.artifact_stored(7, "archive", target / "artifacts.zip")
+    with pytest.raises(HttpRefusal) as refused:
+        local.artifact_upload(7, TOKEN, "archive")
+    assert refused.value.status == 400
+    assert local.record(7).archive == "artifacts.zip"
+    assert local.artifact_download(7, TOKEN) == target / "artifacts.zip"
+    with pytest.raises(HttpRefusal) as refused:
+        local.artifact_download(7, "glcbt-wrong")
+    assert refused.value.status == 401
+    with pytest.raises(HttpRefusal) as refused:
+        local.artifact_download(8, TOKEN)
+    assert refused.value.status == 404
 
 
 def test_ids_grow_across_runs_and_the_workspace_is_locked(tmp_path: Path) -> None:
