@@ -17,7 +17,6 @@ from typing import Final
 import click
 
 from skyrunner._version import REVISION, VERSION
-from skyrunner.config import default_config_path
 from skyrunner.errors import ConfigError, SkyrunnerError
 from skyrunner.logs import configure_logging
 
@@ -28,11 +27,18 @@ EXIT_CONFIG: Final = 2
 EXIT_INTERNAL: Final = 70
 
 
+def _default_config_path() -> Path:
+    # config's models take a twentieth of a second to import: only commands that read it pay
+    from skyrunner.config import default_config_path
+
+    return default_config_path()
+
+
 def config_option(func: click.decorators.FC) -> click.decorators.FC:
     """``-c/--config``, defaulting to gitlab-runner's path for this user."""
     return click.option(
         "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-        default=default_config_path, envvar="CONFIG_FILE", show_default="gitlab-runner's path",
+        default=_default_config_path, envvar="CONFIG_FILE", show_default="gitlab-runner's path",
         help="config.toml to use",
     )(func)  # fmt: skip
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import platform
 import signal
 import sys
 import time
@@ -37,10 +38,13 @@ if TYPE_CHECKING:
     from skyrunner.pipeline.scheduler import PipelineResult, PipelineScheduler, RunnerSetup
     from skyrunner.pipeline.workspace import Workspace
 
-__all__ = ["exec_pipeline"]
+__all__ = ["exec_pipeline", "shell_setup"]
 
 SYSTEM_ID: Final = "s_skyrunnerexec"
-LOCAL_TOKEN: Final = "glrt-local"  # short token "local": the builds dir is .skyrunner/builds/local/...
+RUNNER_NAME: Final = "skyrunner-exec"
+LOCAL_TOKEN: Final = "glrt-local"
+SHORT_TOKEN: Final = "local"  # LOCAL_TOKEN's short form: the builds dir is .skyrunner/builds/local/...
+LOCAL_URL: Final = "http://127.0.0.1"  # until the LocalCoordinator has its port
 
 
 def _parse_variables(values: Sequence[str]) -> dict[str, str]:
@@ -66,18 +70,35 @@ def _select(pipeline: Pipeline, names: Sequence[str], file: str) -> tuple[Pipeli
     return pipeline.select(chosen), tuple(chosen)
 
 
-def _shell_runner(workspace: Workspace) -> RunnerConfig:
-    from skyrunner.config import RunnerConfig
+def _architecture() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
-    return RunnerConfig.model_validate(
-        {
-            "name": "skyrunner-exec",
-            "url": "http://127.0.0.1/",
-            "token": LOCAL_TOKEN,
-            "executor": "shell",
-            "builds_dir": str(workspace.builds),
-            "cache_dir": str(workspace.cache),
-        }
+
+def shell_setup(workspace: Workspace) -> RunnerSetup:
+    """The shell runner of ``skyrunner exec``: jobs in ``.skyrunner/builds``, sources by path.
+
+    It is what ``skyrunner.assembly`` makes of a default shell ``[[runners]]`` entry (a test
+    checks that they agree), built from the parts directly: config.toml's models and GitLab's
+    wire models are a tenth of a second of imports that a run without config.toml does without.
+    """
+    from pydantic import SecretStr
+
+    from skyrunner._version import REVISION, VERSION
+    from skyrunner.executors.shell import ShellExecutorFactory
+    from skyrunner.job.prepare import RunnerIdentity
+    from skyrunner.job.settings import JobSettings
+    from skyrunner.pipeline.scheduler import RunnerSetup, SourcesAccess
+
+    settings = JobSettings(
+        runner_name=RUNNER_NAME, short_token=SHORT_TOKEN, system_id=SYSTEM_ID, server_url=LOCAL_URL,
+        runner_token=SecretStr(LOCAL_TOKEN),
+    )  # fmt: skip
+    return RunnerSetup(
+        factory=ShellExecutorFactory(workspace.builds, workspace.cache, SHORT_TOKEN),
+        settings=settings,
+        identity=RunnerIdentity(VERSION, REVISION, f"linux/{_architecture()}"),  # as gitlab.models' RunnerInfo
+        sources=SourcesAccess.PATH,  # the jobs run here: no HTTP round trips for the sources
     )
 
 
@@ -91,17 +112,15 @@ def _kubernetes_runner(config_path: Path) -> RunnerConfig:
     raise ConfigError(f'{config_path}: no [[runners]] entry with executor = "kubernetes"')
 
 
-def _setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
+def _kubernetes_setup(runner: RunnerConfig, cwd: Path) -> RunnerSetup:
     from skyrunner.assembly import build_executor_factory, build_job_settings, runner_identity
-    from skyrunner.config import Executor
     from skyrunner.pipeline.scheduler import RunnerSetup, SourcesAccess
 
     return RunnerSetup(
         factory=build_executor_factory(runner, cwd),
         settings=build_job_settings(runner, SYSTEM_ID),
         identity=runner_identity(runner),
-        # shell jobs run here: they fetch the snapshot by path, with no HTTP round trips
-        sources=SourcesAccess.PATH if runner.executor is Executor.SHELL else SourcesAccess.HTTP,
+        sources=SourcesAccess.HTTP,  # a pod cannot see the snapshot's path
     )
 
 
@@ -137,16 +156,18 @@ async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> Pipe
 
 def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: dict[str, Any]) -> PipelineResult:
     from skyrunner.cli._exec_view import LiveView, PlainView, console_for, render_summary
-    from skyrunner.config import default_config_path
     from skyrunner.pipeline.scheduler import PipelineScheduler
     from skyrunner.pipeline.workspace import open_workspace
 
     console = console_for(sys.stdout)
     with open_workspace(checkout.root) as workspace:
         if opts["executor"] == "kubernetes":
-            setup = _setup(_kubernetes_runner(opts["config_path"] or default_config_path()), checkout.root)
+            from skyrunner.config import default_config_path
+
+            config_path = opts["config_path"] or default_config_path()
+            setup = _kubernetes_setup(_kubernetes_runner(config_path), checkout.root)
         else:
-            setup = _setup(_shell_runner(workspace), checkout.root)
+            setup = shell_setup(workspace)
         follow = opts["follow"]
         view: PlainView | LiveView
         showing: contextlib.AbstractContextManager[None]

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -32,7 +32,9 @@ from rich.text import Text
 
 from skyrunner.pipeline.model import Pipeline
 from skyrunner.pipeline.schedule import JobStatus
-from skyrunner.pipeline.scheduler import JobEvent, PipelineResult
+
+if TYPE_CHECKING:  # the scheduler brings the whole runner: --list does without it
+    from skyrunner.pipeline.scheduler import JobEvent, PipelineResult
 
 __all__ = ["LiveView", "PlainView", "console_for", "render_list", "render_summary"]
 
