@@ -126,7 +126,11 @@ class LocalCoordinator:
         listening = socket.create_server(("127.0.0.1", 0))
         self._stack.callback(listening.close)  # the server closes it too, if it got that far
         self._stack.push_async_callback(self._stop_http)
-        tasks = await self._stack.enter_async_context(asyncio.TaskGroup())  # exits first
+        try:
+            tasks = await self._stack.enter_async_context(asyncio.TaskGroup())  # exits first
+        except BaseException:
+            await self._stack.aclose()
+            raise
         tasks.create_task(self._start_http(listening), name="local-coordinator:http")
         self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
         return self

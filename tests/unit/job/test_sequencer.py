@@ -123,11 +123,12 @@ def test_prepare_phase_calls_the_helper_and_hooks(tmp_path: Path) -> None:
     assert "Getting source from Git repository" in out
 
 
-def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sequencer", ["sh", "bash"])
+def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path, sequencer: str) -> None:
     payload = job(["echo started", "sleep 37.25 & sleep 37.5", "echo never"], after=["echo after=$CI_JOB_STATUS"])
     run_dir = prepare_run_dir(tmp_path, payload)
     with subprocess.Popen(
-        ["sh", str(run_dir / "sequencer.sh"), "build"],
+        [sequencer, str(run_dir / "sequencer.sh"), "build"],
         env=env_for(run_dir, "bash"),
         stdout=subprocess.PIPE,
         start_new_session=True,
