@@ -79,7 +79,7 @@ async def wait_for_start(view: PodView, container: str, watched: Collection[str]
         if found is not None:
             return StartResult(found[0], found[1], scheduled, _last_warning(view))
         if loop.time() >= deadline:
-            await view.refresh()  # be sure before failing the job
+            await view.refresh()  # be sure before failing the job (a failed read changes nothing)
             final = check(view)
             if final is not None:
                 return StartResult(final[0], final[1], scheduled, _last_warning(view))

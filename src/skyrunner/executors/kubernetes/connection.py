@@ -27,6 +27,8 @@ from typing import Final
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import SingleConfig
 from lightkube.config.models import Cluster, User
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
@@ -39,6 +41,7 @@ SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount
 DEFAULT_KUBECONFIG: Final = "~/.kube/config"
 REQUEST_TIMEOUT_S: Final = 30.0
 FIELD_MANAGER: Final = "skyrunner"
+KEEPALIVE_CONNECTIONS: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +170,27 @@ def connect(
     else:
         kube, source = _from_kubeconfig(env)
     single = kube.get()
-    namespace = cfg.namespace or (single.namespace if single is not None else "") or "default"
+    assert single is not None  # each source above makes sure there is a current context
+    namespace = cfg.namespace or single.namespace or "default"
     timeout = httpx2.Timeout(REQUEST_TIMEOUT_S, connect=10.0)
     try:
-        client = AsyncClient(kube, namespace=namespace, timeout=timeout, lazy=False, field_manager=FIELD_MANAGER)
+        transport = _transport(single)
+        client = AsyncClient(
+            kube, namespace=namespace, timeout=timeout, lazy=False, field_manager=FIELD_MANAGER, transport=transport
+        )
     except (LightkubeConfigError, ssl.SSLError, OSError) as exc:
         raise ConfigError(f"kubernetes: cannot set up the client for {source.server}: {exc}") from exc
     return Connection(client=client, namespace=namespace, source=source)
+
+
+def _transport(single: SingleConfig) -> httpx2.AsyncHTTPTransport:
+    """The client's connection pool: without a connection limit.
+
+    Every running job follows one container log, and a followed log holds its HTTP/1.1
+    connection for as long as the container runs: httpx's default of 100 connections would
+    make the 101st job's calls wait for a free connection (PoolTimeout). The TLS settings are
+    lightkube's own (``verify_cluster``), since a transport of ours replaces the client's.
+    """
+    verify = verify_cluster(single.cluster, single.user or User(), single.abs_file)
+    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE_CONNECTIONS)
+    return httpx2.AsyncHTTPTransport(verify=verify, limits=limits)

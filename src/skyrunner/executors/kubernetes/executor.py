@@ -70,6 +70,7 @@ ORDER: Final = (podspec.PREPARE, podspec.BUILD, podspec.HELPER)
 CHECKPOINT_EVERY_S: Final = 5.0
 FIRST_CHECKPOINT_S: Final = 1.0
 END_WAIT_S: Final = 10.0
+END_WAIT_ROUNDS: Final = 6
 GONE_WAIT_S: Final = 10.0
 
 
@@ -138,7 +139,11 @@ class KubernetesExecutor:
 
     async def _attach_to(self, names: podspec.PodNames) -> None:
         self._view = self._factory.hub.track(names.namespace, names.pod)
-        await self._view.refresh()
+        pod = await self._factory.api.get_pod(names.namespace, names.pod)
+        if pod is None:
+            self._view.mark_gone()
+        else:
+            self._view.update(pod)
         if self._view.gone:
             raise ExecutorError(f"the pod {names.namespace}/{names.pod} of the adopted job is gone")
         log.info("job %d: attached to pod %s/%s", self._job_id, names.namespace, names.pod)
@@ -214,12 +219,16 @@ class KubernetesExecutor:
                 return problem
         cursor = LogCursor(self._attach.time, self._attach.lines_at_time) if resuming and self._attach else None
         follower = LogFollower(self._factory.api, view, container, trace, cursor=cursor, tracker=self._tracker)
-        async with asyncio.TaskGroup() as group:
-            checkpoints = group.create_task(self._checkpoints(trace), name=f"job-{self._job_id}:checkpoint")
-            try:
-                await follower.run()
-            finally:
-                checkpoints.cancel()
+        # owned here and ended below; not a TaskGroup, which would wrap the follower's own
+        # errors (KubernetesApiError, an ExecutorError the JobRunner handles) in an ExceptionGroup
+        checkpoints = asyncio.get_running_loop().create_task(
+            self._checkpoints(trace), name=f"job-{self._job_id}:checkpoint"
+        )
+        try:
+            await follower.run()
+        finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
         result = await self._result(container)
         if phase is Phase.FINISH:
             await self._finish_pod()
@@ -248,8 +257,10 @@ class KubernetesExecutor:
             pod = current.pod
             return True if current.gone or (pod is not None and terminated_state(pod, container)) else None
 
-        if await view.wait_for(ended, END_WAIT_S) is None:
-            await view.refresh()
+        # the log has ended with the container; its terminated state follows in the watch
+        for _ in range(END_WAIT_ROUNDS):
+            if await view.wait_for(ended, END_WAIT_S) or (await view.refresh() and ended(view)):
+                break
         return describe_end(view.pod, container)
 
     async def _checkpoints(self, trace: TraceWriter) -> None:

@@ -113,7 +113,7 @@ class LogFollower:
         if await self._view.wait_for(ended, TERMINATION_WAIT_S):
             return True
         await self._view.refresh()  # the watch may lag behind the log
-        return bool(ended(self._view))
+        return bool(ended(self._view))  # not known to have ended: read on (the cursor dedupes)
 
     async def _ended_without_log(self, exc: KubernetesApiError) -> bool:
         """Whether a failed read means there is nothing (more) to read."""

@@ -94,13 +94,22 @@ class PodView:
                     await changed.wait()
         return found
 
-    async def refresh(self) -> None:
-        """Read the pod directly (when the watch may lag)."""
-        pod = await self._watch.api.get_pod(self.namespace, self.name)
+    async def refresh(self) -> bool:
+        """Read the pod directly (when the watch may lag); False when the API did not answer.
+
+        A failed read is logged and leaves the view as it was: callers wait and try again
+        rather than fail a job over one slow answer of a busy API server.
+        """
+        try:
+            pod = await self._watch.api.get_pod(self.namespace, self.name)
+        except KubernetesApiError as exc:
+            log.warning("pod %s/%s could not be read, the watch will tell: %s", self.namespace, self.name, exc)
+            return False
         if pod is None:
             self.mark_gone()
         else:
             self.update(pod)
+        return True
 
 
 def _version(pod: Pod) -> int:
