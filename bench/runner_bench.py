@@ -14,7 +14,7 @@ What is measured:
   git fetching from the coordinator). The job's own work is nil, so this is what the runner adds.
 * throughput: jobs per second over 500 trivial jobs with ``concurrent = 50``.
 * footprint: one ``skyrunner run`` process with ``concurrent = 500`` running 500 jobs that each
-  ``sleep 20``: peak RSS of the runner process and its CPU use (utime+stime over wall time) while
+  ``sleep 120``: peak RSS of the runner process and its CPU use (utime+stime over wall time) while
   all 500 are in flight. Targets: at most 1 core and 300 MB. The jobs' own processes are not counted.
 """
 
@@ -108,7 +108,7 @@ async def throughput(workdir: Path, jobs: int = 500, concurrent: int = 50) -> di
     return {"throughput_jobs_per_s": jobs / elapsed, "throughput_runner_cpu_s": cpu, "throughput_runner_rss_mb": rss / 2**20}
 
 
-async def footprint(workdir: Path, jobs: int = 500, sleep_s: int = 20) -> dict[str, float]:
+async def footprint(workdir: Path, jobs: int = 500, sleep_s: int = 120) -> dict[str, float]:
     async with FakeCoordinator(workdir / "gitlab-footprint") as fake:
         fake.record_requests = False
         runner = fake.add_runner()
