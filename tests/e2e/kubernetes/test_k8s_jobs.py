@@ -95,11 +95,23 @@ async def test_failing_script_reports_its_exit_code(
             repo, script=["echo before", "exit 3", "echo never"], after_script=["echo after=$CI_JOB_STATUS"]
         )
     )
-    config = write_k8s_config(workdir / "config.toml", coordinator, runner, cluster)
+    prices = "[runners.kubernetes.serverless.prices]\n  per_vcpu_second = 0.00001\n  per_gib_second = 0.000001\n"
+    config = write_k8s_config(
+        workdir / "config.toml",
+        coordinator,
+        runner,
+        cluster,
+        cpu_request='"500m"',
+        memory_request='"1Gi"',
+        extra=prices,
+    )
     async with runner_process(config, workdir) as cli:
         done = await coordinator.wait_for_job(job.id, timeout=60)
     trace = _trace(done)
     assert (done.state, done.failure_reason, done.exit_code) == ("failed", "script_failure", 3), trace + cli.text
+    assert re.search(
+        r"Billed spec: [0-9.]+ vCPU / [0-9.]+ GiB \(pod requests\), \d+ s, estimated cost USD [0-9.]+", trace
+    )
     assert "before\n" in trace and "after=failed\n" in trace and "\nnever" not in trace
     assert trace.rstrip().endswith("ERROR: Job failed: exit code 3\x1b[0;m")
     await eventually(lambda: not job_pods(cluster), 10, "no pod left")
@@ -125,8 +137,9 @@ async def test_timeout_deletes_the_pod_and_runs_after_script(
     await eventually(lambda: not job_pods(cluster), 10, "no pod left")
 
 
+@pytest.mark.parametrize("how", ["graceful", "abort"])
 async def test_cancel_removes_the_pod_within_5_seconds(
-    coordinator: FakeCoordinator, cluster: FakeKubeApi, workdir: Path
+    coordinator: FakeCoordinator, cluster: FakeKubeApi, workdir: Path, how: str
 ) -> None:
     runner = coordinator.add_runner()
     repo = coordinator.create_repo("group/project", FILES)
@@ -136,14 +149,17 @@ async def test_cancel_removes_the_pod_within_5_seconds(
     config = write_k8s_config(workdir / "config.toml", coordinator, runner, cluster)
     async with runner_process(config, workdir) as cli:
         await eventually(lambda: b"started\n" in job.trace, 60, "the script ran")
-        coordinator.cancel(job.id)
+        coordinator.cancel(job.id)  # canceling: the runner stops the script, after_script runs
+        if how == "abort":
+            coordinator.cancel(job.id)  # canceled: the runner kills the pod at once
         canceled_at = time.monotonic()
         await eventually(lambda: not job_pods(cluster), 10, "no pod left")
         gone_after = time.monotonic() - canceled_at
         done = await coordinator.wait_for_job(job.id, timeout=30)
     assert done.state == "canceled", _trace(done) + cli.text
     assert gone_after < 5.0
-    assert "after ran\n" in _trace(done)
+    if how == "graceful":
+        assert "after ran\n" in _trace(done)
 
 
 @pytest.mark.parametrize("which", ["build", "helper"])

@@ -69,6 +69,7 @@ CONTAINERS: Final = {Phase.PREPARE: podspec.PREPARE, Phase.BUILD: podspec.BUILD,
 ORDER: Final = (podspec.PREPARE, podspec.BUILD, podspec.HELPER)
 CHECKPOINT_EVERY_S: Final = 5.0
 FIRST_CHECKPOINT_S: Final = 1.0
+CHECKPOINT_BACKOFF_MAX_S: Final = 60.0
 END_WAIT_S: Final = 10.0
 END_WAIT_ROUNDS: Final = 6
 GONE_WAIT_S: Final = 10.0
@@ -268,10 +269,12 @@ class KubernetesExecutor:
         if not isinstance(trace, PositionedTrace):
             return
         view = self._require_view()
+        pause = CHECKPOINT_EVERY_S
         while not view.gone:
-            # soon after the start (an adoption needs a first checkpoint), then every few seconds
-            first = self._tracker.last_written is None
-            await view.wait_for(lambda v: v.gone or None, FIRST_CHECKPOINT_S if first else CHECKPOINT_EVERY_S)
+            # soon after the start (an adoption needs a first checkpoint), then every few seconds;
+            # longer after a failed write, not to add load to an API server that is struggling
+            first = self._tracker.last_written is None and pause <= CHECKPOINT_EVERY_S
+            await view.wait_for(lambda v: v.gone or None, FIRST_CHECKPOINT_S if first else pause)
             point = self._tracker.due(trace.sent)
             if point is None or view.gone or self._deleted:
                 continue
@@ -280,8 +283,10 @@ class KubernetesExecutor:
                     view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
                 )
             except KubernetesApiError as exc:
-                log.warning("job %d: checkpoint not written: %s", self._job_id, exc)
+                pause = min(pause * 2, CHECKPOINT_BACKOFF_MAX_S)
+                log.warning("job %d: checkpoint not written, next try in %.0fs: %s", self._job_id, pause, exc)
                 continue
+            pause = CHECKPOINT_EVERY_S
             self._tracker.written(point)
 
     # -- stop and cleanup --------------------------------------------------------------------------
