@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Final
 
 import yaml
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Secret
 
 from skyrunner.config import KubernetesConfig, PodSpecPatch, ServerlessPlatform
 from skyrunner.errors import ConfigError, ExecutorError, KubernetesApiError
@@ -156,9 +156,9 @@ class KubernetesExecutor:
         created: list[str] = []
         try:
             for secret in secrets:
-                await api.create_secret(secret)
+                await _create_secret(api, secret)
                 created.append(secret.metadata.name if secret.metadata and secret.metadata.name else "")
-            pod = await api.create_pod(manifests.pod)
+            pod = await _create_pod(api, manifests.pod)
         except KubernetesApiError as exc:
             if exc.code == 422:
                 trace.write_line("The Kubernetes API refused the pod:", "red")
@@ -355,6 +355,34 @@ class KubernetesExecutor:
         if self._view is None:
             raise ExecutorError("the kubernetes executor was used before prepare")
         return self._view
+
+
+async def _create_secret(api: PodApi, secret: Secret) -> None:
+    """Create the Secret; one that exists already is ours (its name has the job and the runner)."""
+    try:
+        await api.create_secret(secret)
+    except KubernetesApiError as exc:
+        if exc.code != 409:
+            raise
+
+
+async def _create_pod(api: PodApi, pod: Pod) -> Pod:
+    """Create the pod; after an answer lost on the way (timeout) or AlreadyExists, find it.
+
+    A busy API server may create the pod and time out before it answers: the job's pod then
+    exists, with the name only this job's executor gives it.
+    """
+    try:
+        return await api.create_pod(pod)
+    except KubernetesApiError as exc:
+        meta = pod.metadata
+        if (exc.code is not None and exc.code != 409) or meta is None or not meta.name or not meta.namespace:
+            raise
+        existing = await api.get_pod(meta.namespace, meta.name)
+        if existing is None:
+            raise
+        log.warning("pod %s/%s: create answered %s, but the pod is there; going on", meta.namespace, meta.name, exc)
+        return existing
 
 
 def _read_patches(patches: tuple[PodSpecPatch, ...]) -> list[tuple[PodSpecPatch, str]]:
