@@ -19,6 +19,27 @@ What is measured (FakeKubeApi and FakeCoordinator run in this process; the runne
   whatever the number of jobs; one log stream per container) and the runner's CPU time per job
   over the whole run (start, ramp-up, 20 s of following, end). The fake cluster runs in a process
   of its own: one event loop cannot serve 200 pods' kubelet, watches and logs and GitLab too.
+
+Figures (development machine, 2 cores shared with other work, 2026-11-27):
+
+========================================================  ==================
+overhead per trivial job, median / p95                    0.65 s / 0.74 s
+200 concurrent jobs: failed                               0
+runner CPU while all 200 pods run                         0.036 cores
+runner peak RSS (the high-water mark of the ramp-up)      279 MB
+runner threads                                            4
+watch requests in the whole run (2 watches, reconnects)   6
+log requests (prepare + build of each job, no resume)     400
+API requests per job (all kinds)                          13.6
+runner CPU per job over the whole run                     0.18 CPU-s
+ramp-up to 200 running pods                               255 s
+========================================================  ==================
+
+The ramp-up is the fake cluster's: one Python process starts 200 pods (each a prepare init
+container running the helper, then two containers) on two cores; the API server it serves is
+slow enough then that 12 pod creations timed out and were found created, and checkpoint writes
+backed off. With GitLab's 3 s trace interval instead of 30 s, the runner's steady-state CPU is
+0.24 cores, nearly all of it keep-alive PUTs to GitLab (the TraceSink), not Kubernetes.
 """
 
 from __future__ import annotations
