@@ -192,7 +192,10 @@ async def test_a_dropped_log_stream_leaves_no_gap_and_no_duplicate(
 ) -> None:
     runner = coordinator.add_runner()
     repo = coordinator.create_repo("group/project", FILES)
-    script = ['for i in $(seq 1 60); do echo "line $i of the build"; [ $((i % 10)) = 0 ] && sleep 0.2; done']
+    script = [
+        'for i in $(seq 1 60); do echo "line $i of the build"; [ $((i % 10)) = 0 ] && sleep 0.2; done',
+        "python3 -c \"print('x' * 40000)\"",  # the runtime splits it into 16 KiB records
+    ]
     job = coordinator.enqueue(coordinator.make_job(repo, script=script))
     config = write_k8s_config(workdir / "config.toml", coordinator, runner, cluster)
     cluster.drop_log_streams(after_bytes=700, count=3)
@@ -204,5 +207,6 @@ async def test_a_dropped_log_stream_leaves_no_gap_and_no_duplicate(
     lines = re.findall(r"^line (\d+) of the build$", trace, re.MULTILINE)
     assert lines == [str(i) for i in range(1, 61)]
     assert trace.count("Getting source from Git repository") == 1
+    assert "\n" + "x" * 40000 + "\n" in trace
     assert cli.text.count("dropped, resuming") >= 1
     await eventually(lambda: not job_pods(cluster), 10, "no pod left")

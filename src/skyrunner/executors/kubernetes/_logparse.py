@@ -7,7 +7,8 @@ keeps one prefix (the kubelet adds none to continuation records). This module ow
 * :func:`parse_timestamp` / :func:`render_timestamp` / :func:`render_since_time`: the stamps as
   integer nanoseconds since the epoch, and the whole-second ``sinceTime`` the API accepts;
 * :class:`LineSplitter`: bytes as they arrive -> complete ``(stamp, line)`` records; a last
-  line without a newline is released only when the stream ended with the container;
+  line without a newline is released only when the stream ended with the container; the stamps
+  older kubelets put inside a long line (one per runtime record) are taken out;
 * :class:`LogCursor`: which records were already handed on. ``sinceTime`` has one-second
   precision, so a resumed read repeats the records of that second: a record older than the
   last one seen is dropped, and of the records stamped exactly like the last one seen, as
@@ -26,6 +27,8 @@ from typing import Final
 __all__ = ["LineSplitter", "LogCursor", "LogRecord", "parse_timestamp", "render_since_time", "render_timestamp"]
 
 NS: Final = 1_000_000_000
+RECORD_UNIT: Final = 4096
+"""Runtimes split long lines into records of a multiple of this (containerd: 16 KiB)."""
 _STAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))")
 
 
@@ -103,7 +106,27 @@ def _record(line: bytes) -> LogRecord:
     stamp = parse_timestamp(stamp_text) if space else None
     if stamp is None:
         return LogRecord(None, line)
-    return LogRecord(stamp, rest)
+    return LogRecord(stamp, _strip_record_stamps(rest) if len(rest) > RECORD_UNIT else rest)
+
+
+def _strip_record_stamps(content: bytes) -> bytes:
+    """Remove the stamps a kubelet put before each continuation record of a long line.
+
+    Kubelets before the fix of kubernetes#77603 (backported to 1.23/1.24 patch releases late
+    2022; the test API server still does it) prefix every record of a line the runtime split
+    (containerd: at 16 KiB), so stamps appear inside the line, at multiples of the record size.
+    Only a stamp and a space exactly at a multiple of 4 KiB of the line's content is taken out.
+    """
+    out, pos = bytearray(), 0
+    while len(content) - pos > RECORD_UNIT:
+        out += content[pos : pos + RECORD_UNIT]
+        pos += RECORD_UNIT
+        match = _STAMP.match(content, pos)
+        spaced = match is not None and content[match.end() : match.end() + 1] == b" "
+        if match is not None and spaced and parse_timestamp(match[0]) is not None:
+            pos = match.end() + 1
+    out += content[pos:]
+    return bytes(out)
 
 
 @dataclass(slots=True)

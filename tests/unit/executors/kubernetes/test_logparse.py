@@ -126,3 +126,27 @@ def test_records_without_stamp_count_with_the_previous_one() -> None:
     assert not cursor.accept(BASE)
     assert not cursor.accept(None)
     assert cursor.accept(None)
+
+
+def test_stamps_inside_a_long_line_are_removed_at_record_boundaries() -> None:
+    line = b"x" * 16384 + b"y" * 16384 + b"z" * 10 + b"\n"
+    wire = (
+        render_timestamp(BASE).encode() + b" " + line[:16384]
+        + render_timestamp(BASE + 1).encode() + b" " + line[16384:32768]
+        + render_timestamp(BASE + 2).encode() + b" " + line[32768:]
+    )  # fmt: skip
+    assert list(LineSplitter().feed(wire)) == [LogRecord(BASE, line)]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"a" * 4095 + render_timestamp(BASE).encode() + b" not at a boundary\n",
+        b"a" * 4096 + render_timestamp(BASE).encode() + b"no space after it\n",
+        render_timestamp(BASE).encode() + b" an application's own stamp\n",
+    ],
+    ids=["off-boundary", "no-space", "line-start"],
+)
+def test_other_stamps_in_a_line_are_the_programs_own(content: bytes) -> None:
+    wire = render_timestamp(BASE).encode() + b" " + content
+    assert list(LineSplitter().feed(wire)) == [LogRecord(BASE, content)]
