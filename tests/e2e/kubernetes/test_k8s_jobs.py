@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import start_cli
 from tests.e2e.kubernetes.conftest import eventually, job_pods, runner_process, write_k8s_config
 from tests.fakes._coordinator_model import FAILURE_REASONS
 from tests.fakes.coordinator import FakeCoordinator
@@ -209,4 +210,23 @@ async def test_a_dropped_log_stream_leaves_no_gap_and_no_duplicate(
     assert trace.count("Getting source from Git repository") == 1
     assert "\n" + "x" * 40000 + "\n" in trace
     assert cli.text.count("dropped, resuming") >= 1
+    await eventually(lambda: not job_pods(cluster), 10, "no pod left")
+
+
+async def test_run_single_with_the_kubeconfig(
+    coordinator: FakeCoordinator, cluster: FakeKubeApi, workdir: Path
+) -> None:
+    runner = coordinator.add_runner()
+    repo = coordinator.create_repo("group/project", FILES)
+    job = coordinator.enqueue(coordinator.make_job(repo, script=["cat README.md"], image={"name": "alpine:3"}))
+    kubeconfig = cluster.kubeconfig(workdir / "kubeconfig")
+    args = ["run-single", "--executor", "kubernetes", "--url", coordinator.url, "--token", runner.token]
+    cli = await start_cli(
+        [*args, "--max-builds", "1", "--system-id-dir", str(workdir)], workdir, {"KUBECONFIG": str(kubeconfig)}
+    )
+    code = await cli.wait(60)
+    done = await coordinator.wait_for_job(job.id, timeout=5)
+    assert (code, done.state) == (0, "success"), bytes(done.trace).decode() + cli.text
+    assert "hello from the repo\n" in _trace(done)
+    assert f"kubernetes via kubeconfig {cluster.url} ({kubeconfig}, context fake)" in cli.text
     await eventually(lambda: not job_pods(cluster), 10, "no pod left")
