@@ -230,3 +230,24 @@ async def test_run_single_with_the_kubeconfig(
     assert "hello from the repo\n" in _trace(done)
     assert f"kubernetes via kubeconfig {cluster.url} ({kubeconfig}, context fake)" in cli.text
     await eventually(lambda: not job_pods(cluster), 10, "no pod left")
+
+
+async def test_a_pod_the_api_refuses_is_shown_in_the_trace(
+    coordinator: FakeCoordinator, cluster: FakeKubeApi, workdir: Path
+) -> None:
+    runner = coordinator.add_runner()
+    repo = coordinator.create_repo("group/project", FILES)
+    job = coordinator.enqueue(coordinator.make_job(repo, script=["echo never"]))
+    patch = (
+        '[[runners.kubernetes.pod_spec]]\n  name = "bad"\n  patch_type = "merge"\n'
+        '  patch = \'{"restartPolicy": "Sometimes"}\'\n'
+    )
+    config = write_k8s_config(workdir / "config.toml", coordinator, runner, cluster, extra=patch)
+    async with runner_process(config, workdir) as cli:
+        done = await coordinator.wait_for_job(job.id, timeout=60)
+    trace = _trace(done)
+    assert (done.state, done.failure_reason) == ("failed", "runner_system_failure"), trace + cli.text
+    assert "The Kubernetes API refused the pod:" in trace and "\n  restartPolicy: Sometimes\n" in trace
+    assert 'Invalid: Pod "runner-' in trace and 'spec.restartPolicy: Unsupported value: "Sometimes"' in trace
+    assert not job_pods(cluster)
+    assert not [s for s in cluster.objects("Secret", "default") if s["metadata"]["name"].startswith("runner-")]
