@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from skyrunner._version import REVISION, VERSION
 from skyrunner.config import CacheType, Executor, RunnerConfig
 from skyrunner.errors import ConfigError
-from skyrunner.executors.base import ExecutorFactory
+from skyrunner.executors.base import ExecutorFactory, ExecutorObserver
 from skyrunner.executors.shell import ShellExecutorFactory
 from skyrunner.gitlab.client import CoordinatorClient
 from skyrunner.gitlab.models import RunnerInfo
@@ -82,7 +82,9 @@ def build_job_settings(runner: RunnerConfig, system_id: str) -> JobSettings:
     )
 
 
-def build_executor_factory(runner: RunnerConfig, cwd: Path) -> ExecutorFactory:
+def build_executor_factory(
+    runner: RunnerConfig, cwd: Path, observer: ExecutorObserver | None = None
+) -> ExecutorFactory:
     """The executor factory of one ``[[runners]]`` entry."""
     dirs = runner.resolve_dirs(cwd)
     if runner.executor is Executor.SHELL:
@@ -90,7 +92,7 @@ def build_executor_factory(runner: RunnerConfig, cwd: Path) -> ExecutorFactory:
         return ShellExecutorFactory(dirs.builds_dir, dirs.cache_dir, runner.short_token, shell)
     from skyrunner.executors.kubernetes import build_kubernetes_factory
 
-    return build_kubernetes_factory(runner)
+    return build_kubernetes_factory(runner, observer)
 
 
 def build_client(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from skyrunner.assembly import build_client, build_executor_factory, build_job_settings, runner_identity
 from skyrunner.config import Config, RunnerConfig
 from skyrunner.errors import ApiAuthError, ApiError, KubernetesApiError
-from skyrunner.executors.base import ExecutorFactory, Slot
+from skyrunner.executors.base import ExecutorFactory, ExecutorObserver, Slot
 from skyrunner.gitlab.client import CoordinatorClient
 from skyrunner.job.outcome import CancelReason, JobOutcome
 from skyrunner.job.runner import JobRunner, ResumePoint
@@ -170,8 +170,10 @@ class RunnerService:
         cwd: Path,
         observer: JobObserver | None = None,
         on_response: Callable[[str, str, int], None] | None = None,
+        executor_observer: ExecutorObserver | None = None,
         max_builds: int = 0,
     ) -> None:
+        self._executor_observer = executor_observer
         self._config = config
         self._system_id = system_id
         self._cwd = cwd
@@ -244,7 +246,7 @@ class RunnerService:
         worker = RunnerWorker(
             config=runner,
             client=build_client(runner, self._system_id, self._api_observer(runner)),
-            factory=build_executor_factory(runner, self._cwd),
+            factory=build_executor_factory(runner, self._cwd, self._executor_observer),
             settings=build_job_settings(runner, self._system_id),
             limit=Capacity(runner.limit),
         )
@@ -404,7 +406,8 @@ class RunnerService:
 
     async def _wait_or_stop(self, worker: RunnerWorker, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped_or_retired(worker), timeout=delay)
+            async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can swallow a cancel
+                await self._stopped_or_retired(worker)
 
     def _release(self, worker: RunnerWorker) -> None:
         worker.limit.release()

@@ -77,7 +77,8 @@ class ConfigWatcher:
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), RELOAD_CHECK_S)
+                async with asyncio.timeout(RELOAD_CHECK_S):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._now.wait()
             forced = self._now.is_set()
             self._now.clear()
             stamp = self._read_stamp()
@@ -178,6 +179,7 @@ def _make_service(config: Config, system_id: str, cwd: Path, metrics: Metrics, m
         cwd=cwd,
         observer=metrics,
         on_response=metrics.api_response,
+        executor_observer=metrics,
         max_builds=max_builds,
     )
 

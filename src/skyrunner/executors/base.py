@@ -21,6 +21,7 @@ from skyrunner.job.spec import JobSpec
 __all__ = [
     "Executor",
     "ExecutorFactory",
+    "ExecutorObserver",
     "JobLayout",
     "PhaseResult",
     "PreparedJob",
@@ -72,6 +73,19 @@ class Executor(Protocol):
     async def stop(self, reason: CancelReason) -> None: ...
 
     async def cleanup(self) -> None: ...
+
+
+class ExecutorObserver(Protocol):
+    """Hears what an executor learns about the job's environment (the metrics hook)."""
+
+    def pod_started(self, runner: str, seconds: float) -> None:
+        """A job pod's first container started ``seconds`` after the pod was created."""
+
+    def job_billed(self, platform: str, vcpu_seconds: float, gib_seconds: float, cost: float, currency: str) -> None:
+        """A job pod ended; what its platform bills for it (``currency`` empty without prices)."""
+
+    def orphan_pod_deleted(self, runner: str) -> None:
+        """A pod whose job is over was found and deleted."""
 
 
 class ExecutorFactory(Protocol):

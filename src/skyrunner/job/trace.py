@@ -146,7 +146,8 @@ class TraceSink:
         loop = asyncio.get_running_loop()
         while not self._closing and not self._stopped:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                async with asyncio.timeout(self._interval):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._wake.wait()
             self._wake.clear()
             if self._closing:
                 break

@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,41 +22,14 @@ import pytest
 from tests.e2e.conftest import Cli, start_cli
 from tests.fakes.coordinator import FakeCoordinator, FakeRunner
 from tests.fakes.kubeapi import FakeKubeApi
-from tests.fakes.kubeapi.kubelet import PodWorker
 
 NAMESPACE = "default"
-
-
-async def _deadline_fixed(self: PodWorker) -> None:
-    """``PodWorker._deadline`` with ``asyncio.timeout`` instead of ``wait_for``.
-
-    TODO(issue 4): remove once the fake has the fix. Python 3.11's ``wait_for`` swallows a
-    cancel that arrives in the same tick as the awaited event; the fake's kubelet sets its
-    change event and its stop event together on a graceful delete, so the deadline task
-    never ends and a pod with ``activeDeadlineSeconds`` (every job pod) is never stopped.
-    """
-    while True:
-        self._changed.clear()
-        seconds = self.pod["spec"].get("activeDeadlineSeconds")
-        start = self.view.start_time
-        terminal = all(c.terminated is not None for c in self.view.containers) and self.view.containers
-        if seconds is None or start is None or terminal:
-            await self._changed.wait()
-            continue
-        remaining = start + seconds - time.time()
-        if remaining <= 0:
-            self._request_stop("deadline")
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(remaining):
-                await self._changed.wait()
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeKubeApi]:
     venv_bin = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
-    monkeypatch.setattr(PodWorker, "_deadline", _deadline_fixed)
     async with FakeKubeApi(tmp_path / "kube") as api:
         yield api
 
@@ -70,6 +42,7 @@ def write_k8s_config(
     *,
     concurrent: int = 8,
     extra: str = "",
+    listen_address: str | None = None,
     **kubernetes: object,
 ) -> Path:
     """A config.toml with one kubernetes runner talking to ``cluster`` with its bearer token.
@@ -90,6 +63,7 @@ def write_k8s_config(
         f"concurrent = {concurrent}",
         "check_interval = 1",
         "shutdown_timeout = 10",
+        *([f'listen_address = "{listen_address}"'] if listen_address else []),
         "[[runners]]",
         '  name = "k8s-e2e"',
         f'  url = "{coordinator.url}"',

@@ -9,10 +9,12 @@ import time
 import zipfile
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from tests.e2e.conftest import start_cli
 from tests.e2e.kubernetes.conftest import eventually, job_pods, runner_process, write_k8s_config
+from tests.e2e.test_operations import free_port, metric
 from tests.fakes._coordinator_model import FAILURE_REASONS
 from tests.fakes.coordinator import FakeCoordinator
 from tests.fakes.kubeapi import FakeKubeApi
@@ -91,6 +93,7 @@ async def test_failing_script_reports_its_exit_code(
 ) -> None:
     runner = coordinator.add_runner()
     repo = coordinator.create_repo("group/project", FILES)
+    port = free_port()
     job = coordinator.enqueue(
         coordinator.make_job(
             repo, script=["echo before", "exit 3", "echo never"], after_script=["echo after=$CI_JOB_STATUS"]
@@ -105,10 +108,16 @@ async def test_failing_script_reports_its_exit_code(
         cpu_request='"500m"',
         memory_request='"1Gi"',
         extra=prices,
+        listen_address=f"127.0.0.1:{port}",
     )
     async with runner_process(config, workdir) as cli:
         done = await coordinator.wait_for_job(job.id, timeout=60)
+        async with httpx2.AsyncClient(timeout=5) as http:
+            metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     trace = _trace(done)
+    assert metric(metrics, "skyrunner_job_pod_start_seconds_count") == 1
+    assert metric(metrics, "skyrunner_job_billed_vcpu_seconds_total", platform="none") > 0
+    assert metric(metrics, "skyrunner_job_cost_total", platform="none", currency="USD") > 0
     assert (done.state, done.failure_reason, done.exit_code) == ("failed", "script_failure", 3), trace + cli.text
     assert re.search(
         r"Billed spec: [0-9.]+ vCPU / [0-9.]+ GiB \(pod requests\), \d+ s, estimated cost USD [0-9.]+", trace

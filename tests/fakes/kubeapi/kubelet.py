@@ -458,8 +458,11 @@ class PodWorker:
             if remaining <= 0:
                 self._request_stop("deadline")
                 return
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives in the
+            # same tick as the event (a graceful delete sets both), and the task never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     # -- stopping --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from skyrunner.config import RunnerConfig
+from skyrunner.executors.base import ExecutorObserver
 from skyrunner.executors.kubernetes.connection import connect, describe_source
 from skyrunner.executors.kubernetes.executor import KubernetesExecutorFactory
 
@@ -19,7 +20,9 @@ __all__ = ["build_kubernetes_factory"]
 log = logging.getLogger(__name__)
 
 
-def build_kubernetes_factory(runner: RunnerConfig) -> KubernetesExecutorFactory:
+def build_kubernetes_factory(
+    runner: RunnerConfig, observer: ExecutorObserver | None = None
+) -> KubernetesExecutorFactory:
     """The executor factory of one ``[[runners]]`` entry with ``executor = "kubernetes"``.
 
     Raises:
@@ -41,4 +44,5 @@ def build_kubernetes_factory(runner: RunnerConfig) -> KubernetesExecutorFactory:
         short_token=runner.short_token,
         builds_dir=str(dirs.builds_dir),
         cache_dir=str(dirs.cache_dir),
+        observer=observer,
     )

@@ -43,6 +43,7 @@ __all__ = [
     "find_problems",
     "has_started",
     "pulled_seconds",
+    "started_after_s",
     "terminated_state",
 ]
 
@@ -285,6 +286,20 @@ def _finished_at(pod: Pod) -> datetime | None:
             return None
         ends.append(state.finishedAt)
     return max(ends) if ends else None
+
+
+def started_after_s(pod: Pod, container: str) -> float | None:
+    """Seconds from the pod's creation to ``container`` starting (scheduling, pulls, start)."""
+    created = pod.metadata.creationTimestamp if pod.metadata is not None else None
+    statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])] if pod.status else []
+    for status in statuses:
+        if status.name != container or status.state is None:
+            continue
+        state = status.state.running or status.state.terminated
+        started: datetime | None = getattr(state, "startedAt", None)
+        if created is not None and started is not None:
+            return max(float((started - created).total_seconds()), 0.0)
+    return None
 
 
 def billed_seconds(pod: Pod, now: datetime) -> float:

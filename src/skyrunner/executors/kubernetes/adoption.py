@@ -195,6 +195,8 @@ async def _delete(factory: KubernetesExecutorFactory, name: str) -> bool:
     except KubernetesApiError as exc:
         log.warning("pod %s could not be deleted: %s", name, exc)
         return False
+    if factory.observer is not None:
+        factory.observer.orphan_pod_deleted(factory.short_token)
     return True
 
 

@@ -37,7 +37,7 @@ from lightkube.resources.core_v1 import Pod, Secret
 
 from skyrunner.config import KubernetesConfig, PodSpecPatch, ServerlessPlatform
 from skyrunner.errors import ConfigError, ExecutorError, KubernetesApiError
-from skyrunner.executors.base import JobLayout, PhaseResult, PreparedJob, Slot, TraceWriter
+from skyrunner.executors.base import ExecutorObserver, JobLayout, PhaseResult, PreparedJob, Slot, TraceWriter
 from skyrunner.executors.kubernetes import podspec
 from skyrunner.executors.kubernetes._checkpoint import (
     Checkpoint,
@@ -47,7 +47,13 @@ from skyrunner.executors.kubernetes._checkpoint import (
 )
 from skyrunner.executors.kubernetes._logparse import LogCursor
 from skyrunner.executors.kubernetes._names import token_slug
-from skyrunner.executors.kubernetes._podstate import billed_seconds, describe_end, pulled_seconds, terminated_state
+from skyrunner.executors.kubernetes._podstate import (
+    billed_seconds,
+    describe_end,
+    pulled_seconds,
+    started_after_s,
+    terminated_state,
+)
 from skyrunner.executors.kubernetes._waiting import Started, wait_for_start
 from skyrunner.executors.kubernetes.connection import Connection
 from skyrunner.executors.kubernetes.cost import Prices, build_prices, estimate_cost, render_cost_line
@@ -200,6 +206,9 @@ class KubernetesExecutor:
         node = view.pod.spec.nodeName if view.pod and view.pod.spec else ""
         scheduled = result.scheduled_after_s or 0.0
         pulls = pulled_seconds(view.events)
+        started = started_after_s(view.pod, podspec.PREPARE) if view.pod else None
+        if self._factory.observer is not None and started is not None:
+            self._factory.observer.pod_started(self._factory.short_token, started)
         trace.write_line(
             f"Pod {view.namespace}/{view.name} is running on node {node}: waited {scheduled:.1f} s for "
             f"scheduling, {pulls:.1f} s for image pulls"
@@ -345,6 +354,12 @@ class KubernetesExecutor:
         pod, ended = self._final_pod
         prices = self._factory.prices(self._platform)
         cost = estimate_cost(self._size, billed_seconds(pod, ended), prices)
+        if self._factory.observer is not None:
+            seconds = cost.billed_seconds
+            self._factory.observer.job_billed(
+                self._platform.value, float(self._size.vcpu) * seconds, float(self._size.gib) * seconds,
+                float(cost.amount or 0), cost.currency or "",
+            )  # fmt: skip
         view = self._require_view()
         pulls = pulled_seconds(view.events)
         if pulls >= 0.05:
@@ -416,7 +431,9 @@ class KubernetesExecutorFactory:
         builds_dir: str = "/builds",
         cache_dir: str = "/cache",
         table: SpecTable | None = None,
+        observer: ExecutorObserver | None = None,
     ) -> None:
+        self.observer = observer
         # the connection's namespace (config, else the kubeconfig context's) is the job default
         self.cfg = cfg if cfg.namespace else cfg.model_copy(update={"namespace": connection.namespace})
         self.connection = connection
