@@ -314,7 +314,7 @@ class FakeCoordinator:
         self.state.supply = JobSupply(make, count, runner_token, protected)
         self.state.tick()
 
-    async def wait_for_job(self, job_id: int, *, timeout: float = 30.0) -> FakeJob:  # noqa: ASYNC109 (API)
+    async def wait_for_job(self, job_id: int, *, timeout: float = 30.0) -> FakeJob:
         """Wait until job ``job_id`` is success, failed or canceled; return it.
 
         Raises:
@@ -328,7 +328,7 @@ class FakeCoordinator:
             raise TimeoutError(f"job {job_id} is still {job.state.value} after {timeout}s") from None
         return job
 
-    async def wait_for_finished(self, count: int, *, timeout: float = 60.0) -> list[FakeJob]:  # noqa: ASYNC109
+    async def wait_for_finished(self, count: int, *, timeout: float = 60.0) -> list[FakeJob]:
         """Wait until ``count`` jobs are finished (for benchmarks); return the finished jobs."""
         async with asyncio.timeout(timeout):
             while True:
