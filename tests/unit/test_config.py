@@ -24,7 +24,7 @@ from skyrunner.config import (
     shorten_token,
 )
 from skyrunner.errors import ConfigError
-from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
+from skyrunner.platforms import Platform, check_platform_limits
 
 REFERENCE = Path(__file__).parent.parent / "fixtures" / "reference-config.toml"
 

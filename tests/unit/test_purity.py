@@ -18,7 +18,7 @@ PURE = [
     "job/helper_plan.py", "job/prepare.py", "job/durations.py", "job/settings.py", "job/remote_cache.py",
     "helper/plan.py", "helper/cachekey.py", "gitlab/models.py",
     "executors/kubernetes/podspec.py", "executors/kubernetes/sizing.py", "executors/kubernetes/quantity.py",
-    "executors/kubernetes/cost.py", "executors/kubernetes/platforms.py",
+    "executors/kubernetes/cost.py", "platforms.py",
     "pipeline/expressions.py", "pipeline/payload.py", "pipeline/model.py",
     "config/_parse.py", "config/_models.py", "config/_kubernetes.py",
 ]  # fmt: skip

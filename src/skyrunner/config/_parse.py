@@ -9,7 +9,7 @@ line and the key::
 The steps: tomllib parses (a syntax error carries tomllib's line); pydantic validates (the first
 error, by line, is reported; the line comes from :func:`index_key_lines`); the platform limits of
 serverless Kubernetes are checked (ECI and Fargate refuse privileged containers, hostPath volumes
-and hostNetwork; the rules are ``executors/kubernetes/platforms.py``'s, applied here to each key
+and hostNetwork; the rules are ``platforms.py``'s, applied here to each key
 that asks, so such a config is refused before any job is taken); unknown keys become one warning
 each, not a failure, as gitlab-runner ignores them.
 
@@ -32,7 +32,7 @@ from skyrunner.config._kubernetes import KubernetesConfig, ServerlessPlatform
 from skyrunner.config._models import TOKEN_FROM_FILE, Config
 from skyrunner.config._toml import KeyPath, find_line, index_key_lines, render_path, render_toml
 from skyrunner.errors import ConfigError
-from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
+from skyrunner.platforms import Platform, check_platform_limits
 
 __all__ = ["find_platform_problems", "parse_config", "render_config"]
 

@@ -3,13 +3,13 @@
 Public surface: :func:`build_kubernetes_factory` (what ``assembly.py`` calls for a runner with
 ``executor = "kubernetes"``), the executor and its factory, and :func:`adopt_running_jobs` (what
 the service calls on start and every ``ADOPT_EVERY_S`` to take over pods a previous process
-left running). Modules: ``podspec`` (the pod, pure), ``sizing``/``cost``/``platforms`` (pure),
+left running). Modules: ``podspec`` (the pod, pure), ``sizing``/``cost`` (pure; the platforms
+themselves are ``skyrunner.platforms``),
 ``connection``, ``pods`` (every API call), ``watch`` (one watch per namespace), ``logs`` (log
 following with resume), ``executor``, ``adoption``.
 
-The names are loaded on first use (PEP 562): ``skyrunner.config`` imports the pure
-``platforms`` module of this package to check platform limits at load time, so importing the
-package must not import the runtime (which imports ``skyrunner.config``).
+The names are loaded on first use (PEP 562): importing a pure module of this package (the pod
+builder, sizing) must not import the Kubernetes client and the runtime.
 """
 
 from __future__ import annotations

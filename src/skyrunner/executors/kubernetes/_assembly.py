@@ -48,7 +48,6 @@ from skyrunner.executors.kubernetes._scheduling import (
 from skyrunner.executors.kubernetes._secret import JobSecret, build_job_secret, docker_config
 from skyrunner.executors.kubernetes._security import container_security, kaniko_security, pod_security
 from skyrunner.executors.kubernetes._volumes import PodVolumes, Role, build_volumes
-from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits
 from skyrunner.executors.kubernetes.podspec import (
     ACTIVE_DEADLINE_MARGIN_S,
     BUILD,
@@ -65,6 +64,7 @@ from skyrunner.executors.kubernetes.podspec import (
 from skyrunner.executors.kubernetes.sizing import ContainerRequest, Resources
 from skyrunner.executors.kubernetes.spec_table import SpecTable
 from skyrunner.job.variables import JobVariables
+from skyrunner.platforms import Platform, check_platform_limits
 
 __all__ = ["assemble", "namespace_for"]
 

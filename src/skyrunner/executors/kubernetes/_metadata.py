@@ -22,7 +22,6 @@ from skyrunner.executors.kubernetes._names import is_qualified_name, sanitize_la
 from skyrunner.executors.kubernetes._overwrites import CONFIG, overwrite_map
 from skyrunner.executors.kubernetes._report import BuildReport
 from skyrunner.executors.kubernetes._scheduling import check_label_map
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.podspec import (
     ANNOTATION_JOB_BEFORE_SHA,
     ANNOTATION_JOB_ID,
@@ -40,6 +39,7 @@ from skyrunner.executors.kubernetes.podspec import (
     MANAGED_BY,
 )
 from skyrunner.executors.kubernetes.quantity import format_memory, parse_memory
+from skyrunner.platforms import Platform
 
 __all__ = ["go_duration", "pod_annotations", "pod_labels"]
 

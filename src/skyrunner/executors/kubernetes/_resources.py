@@ -18,7 +18,6 @@ from lightkube.models.core_v1 import ResourceRequirements
 
 from skyrunner.errors import ConfigError
 from skyrunner.executors.kubernetes._report import BuildReport
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.quantity import format_cpu, format_memory
 from skyrunner.executors.kubernetes.sizing import (
     ContainerRequest,
@@ -29,6 +28,7 @@ from skyrunner.executors.kubernetes.sizing import (
     size_pod,
 )
 from skyrunner.executors.kubernetes.spec_table import SpecTable
+from skyrunner.platforms import Platform
 
 __all__ = ["check_requests", "render_resources", "size_containers"]
 

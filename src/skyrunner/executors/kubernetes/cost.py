@@ -23,9 +23,9 @@ from fractions import Fraction
 from typing import Final
 
 from skyrunner.errors import ConfigError, cut
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.sizing import PodSize
 from skyrunner.executors.kubernetes.spec_table import GIB, Prices, SpecTable
+from skyrunner.platforms import Platform
 
 __all__ = [
     "Cost",

@@ -58,7 +58,6 @@ from skyrunner.executors.kubernetes._waiting import Started, wait_for_start
 from skyrunner.executors.kubernetes.connection import Connection
 from skyrunner.executors.kubernetes.cost import Prices, build_prices, estimate_cost, render_cost_line
 from skyrunner.executors.kubernetes.logs import LogFollower
-from skyrunner.executors.kubernetes.platforms import Platform, detect_platform
 from skyrunner.executors.kubernetes.pods import PodApi
 from skyrunner.executors.kubernetes.sizing import PodSize
 from skyrunner.executors.kubernetes.spec_table import SpecTable, load_spec_table
@@ -66,6 +65,7 @@ from skyrunner.executors.kubernetes.watch import PodView, PodWatchHub
 from skyrunner.job.outcome import CancelReason, FailureReason
 from skyrunner.job.script import Phase
 from skyrunner.job.spec import JobSpec
+from skyrunner.platforms import Platform, detect_platform
 
 __all__ = ["CONTAINERS", "KubernetesExecutor", "KubernetesExecutorFactory"]
 

@@ -65,11 +65,11 @@ from skyrunner._version import VERSION
 from skyrunner.config import KubernetesConfig, PodSpecPatch
 from skyrunner.executors.base import PreparedJob
 from skyrunner.executors.kubernetes._names import PodNames, pod_names, token_slug
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.sizing import BUILD_CONTAINER, PodSize
 from skyrunner.executors.kubernetes.spec_table import SpecTable
 from skyrunner.job.spec import JobSpec
 from skyrunner.job.variables import JobVariables
+from skyrunner.platforms import Platform
 
 __all__ = [
     "ACTIVE_DEADLINE_MARGIN_S",

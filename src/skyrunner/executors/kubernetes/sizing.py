@@ -55,7 +55,6 @@ from types import MappingProxyType
 from typing import Final
 
 from skyrunner.errors import ConfigError
-from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits, detect_platform
 from skyrunner.executors.kubernetes.quantity import format_cpu, format_memory
 from skyrunner.executors.kubernetes.spec_table import (
     GB,
@@ -68,6 +67,7 @@ from skyrunner.executors.kubernetes.spec_table import (
     Spec,
     SpecTable,
 )
+from skyrunner.platforms import Platform, check_platform_limits, detect_platform
 
 __all__ = [
     "BUILD_CONTAINER",

@@ -29,7 +29,7 @@ from fractions import Fraction
 from importlib import resources
 from typing import Any, Final
 
-from skyrunner.executors.kubernetes.platforms import Platform
+from skyrunner.platforms import Platform
 
 __all__ = [
     "GB",

@@ -24,7 +24,6 @@ from referencing import Registry, Resource
 
 from skyrunner.config import KubernetesConfig, PodSpecPatch, parse_config
 from skyrunner.executors.base import JobLayout, PreparedJob
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.podspec import (
     SECRET_PAYLOAD_KEY,
     SECRET_PLAN_KEY,
@@ -36,6 +35,7 @@ from skyrunner.executors.kubernetes.spec_table import load_spec_table
 from skyrunner.job.prepare import RunnerIdentity, build_prepared_job
 from skyrunner.job.settings import JobSettings
 from skyrunner.job.spec import parse_job_spec
+from skyrunner.platforms import Platform
 
 TABLE = load_spec_table()
 JOB_TOKEN = "glcbt-64_TESTJOBTOKEN0000042"

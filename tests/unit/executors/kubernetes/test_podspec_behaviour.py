@@ -21,7 +21,6 @@ from skyrunner.executors.kubernetes._names import (
     sanitize_label_value,
     secret_key,
 )
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.podspec import (
     BUILD,
     DEFAULT_HELPER_IMAGE,
@@ -33,6 +32,7 @@ from skyrunner.executors.kubernetes.podspec import (
     pod_names,
     runner_selector,
 )
+from skyrunner.platforms import Platform
 from tests.unit.executors.kubernetes.podspec_support import (
     JOB_TOKEN,
     MASKED_VALUE,

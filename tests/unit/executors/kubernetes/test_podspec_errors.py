@@ -9,8 +9,8 @@ import pytest
 
 from skyrunner.config import PatchType, PodSpecPatch
 from skyrunner.errors import ConfigError
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.podspec import resolve_namespace
+from skyrunner.platforms import Platform
 from tests.unit.executors.kubernetes.podspec_support import (
     JOB_TOKEN,
     MASKED_VALUE,

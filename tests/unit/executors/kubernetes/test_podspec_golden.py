@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from skyrunner.config import PatchType, PodSpecPatch
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.podspec import (
     SECRET_PAYLOAD_KEY,
     SECRET_PLAN_KEY,
@@ -26,6 +25,7 @@ from skyrunner.executors.kubernetes.podspec import (
 )
 from skyrunner.helper.plan import parse_plan
 from skyrunner.job.spec import parse_job_spec
+from skyrunner.platforms import Platform
 from tests.unit.executors.kubernetes.podspec_support import (
     GOLDEN,
     JOB_TOKEN,

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from skyrunner.errors import ConfigError
 from skyrunner.executors.kubernetes._names import is_dns_label, is_dns_subdomain, is_label_value, is_qualified_name
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.quantity import parse_cpu, parse_memory
+from skyrunner.platforms import Platform
 from tests.unit.executors.kubernetes.podspec_support import build, kube, payload, prepared, validate
 
 # "%" marks a secret: nothing else the tests generate has one, so a find is a leak

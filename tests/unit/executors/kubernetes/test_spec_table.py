@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from skyrunner.executors.kubernetes.platforms import Platform
 from skyrunner.executors.kubernetes.spec_table import (
     GB,
     GIB,
@@ -22,6 +21,7 @@ from skyrunner.executors.kubernetes.spec_table import (
     load_spec_table,
     parse_spec_table,
 )
+from skyrunner.platforms import Platform
 
 SHARED = Path(__file__).resolve().parents[5] / "shared" / "data" / "serverless-specs.json"
 PACKAGED = resources.files("skyrunner.executors.kubernetes").joinpath("serverless-specs.json")

@@ -109,9 +109,7 @@ _ADVICE: Final[Mapping[_Feature, str]] = {
 }
 
 
-def check_platform_limits(
-    platform: Platform, *, privileged: bool, host_path: bool, host_network: bool
-) -> list[str]:
+def check_platform_limits(platform: Platform, *, privileged: bool, host_path: bool, host_network: bool) -> list[str]:
     """List what ``platform`` refuses among the features asked for, one message per problem.
 
     An empty list means the platform runs such a pod. Messages are one line, lower case, for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skyrunner.executors.kubernetes import sizing
-from skyrunner.executors.kubernetes.platforms import Platform, check_platform_limits, detect_platform
+from skyrunner.platforms import Platform, check_platform_limits, detect_platform
 
 FARGATE = {"eks.amazonaws.com/compute-type": "fargate", "kubernetes.io/os": "linux"}
 ECI_VNODE = {"k8s.aliyun.com/vnode": "true", "type": "virtual-kubelet"}
@@ -62,13 +62,9 @@ LIMITS = [
 @pytest.mark.parametrize(
     ("platform", "asked", "refused"), [limit[1:] for limit in LIMITS], ids=[limit[0] for limit in LIMITS]
 )
-def test_check_platform_limits(
-    platform: Platform, asked: tuple[bool, bool, bool], refused: list[str]
-) -> None:
+def test_check_platform_limits(platform: Platform, asked: tuple[bool, bool, bool], refused: list[str]) -> None:
     privileged, host_path, host_network = asked
-    problems = check_platform_limits(
-        platform, privileged=privileged, host_path=host_path, host_network=host_network
-    )
+    problems = check_platform_limits(platform, privileged=privileged, host_path=host_path, host_network=host_network)
     assert len(problems) == len(refused)
     for problem, feature in zip(problems, refused, strict=True):
         assert problem.startswith(f"platform {platform.value} does not run {feature}")
