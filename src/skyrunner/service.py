@@ -187,6 +187,7 @@ class RunnerService:
         self._shutdown: Shutdown | None = None
         self._workers: list[RunnerWorker] = []
         self._group: asyncio.TaskGroup | None = None
+        self._job_tasks: set[asyncio.Task[None]] = set()
 
     # -- what operators see ------------------------------------------------------------------
     @property
@@ -295,9 +296,7 @@ class RunnerService:
                 delay = UNHEALTHY_BACKOFF_S
             except ApiError as exc:
                 failures += 1
-                delay = min(ERROR_BACKOFF_MAX_S, self._config.check_interval * 2**failures) * random.uniform(
-                    0.9, 1.1
-                )
+                delay = min(ERROR_BACKOFF_MAX_S, self._config.check_interval * 2**failures) * random.uniform(0.9, 1.1)
                 log.warning("runner %s: job request failed, retrying in %.1fs: %s", worker.key, delay, exc)
                 self._report_error(worker, exc)
             finally:
@@ -339,11 +338,9 @@ class RunnerService:
         worker.idle.clear()
         if self._shutdown is Shutdown.ABORT:
             runner.cancel(CancelReason.RUNNER_STOPPING)
-        self._group.create_task(self._run_job(worker, runner, job_id, project_id, slot), name=f"job-{job_id}")
+        self._start_job(worker, runner, job_id, project_id, slot)
 
-    async def _run_job(
-        self, worker: RunnerWorker, runner: JobRunner, job_id: int, project_id: int, slot: Slot
-    ) -> None:
+    async def _run_job(self, worker: RunnerWorker, runner: JobRunner, job_id: int, project_id: int, slot: Slot) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
         if self._observer:
@@ -365,18 +362,27 @@ class RunnerService:
         await self._stopping.wait()
         for worker in self._workers:
             worker.retired.set()
+        if self._shutdown is None:
+            return  # max_builds reached: let the jobs finish
         if self._shutdown is Shutdown.GRACEFUL:
             if await self._jobs_done_within(self._config.shutdown_timeout):
                 return
+            left = await self._detach_all_jobs()
             log.warning(
-                "shutdown_timeout reached with %d jobs running; stopping them", len(self.running_jobs())
-            )
+                "shutdown_timeout reached: %d jobs left running for the next process, stopping %d",
+                left, len(self.running_jobs()) - left,
+            )  # fmt: skip
             self._stop_all_jobs()
-        elif self._shutdown is None:
-            return  # max_builds reached: let the jobs finish
         if not await self._jobs_done_within(self._config.shutdown_timeout):
-            log.error("jobs did not report within shutdown_timeout; leaving them")
-            raise asyncio.CancelledError
+            log.error("jobs did not report within shutdown_timeout; abandoning them")
+            for task in list(self._job_tasks):
+                task.cancel()
+
+    async def _detach_all_jobs(self) -> int:
+        """Leave the jobs that can go on alone (kubernetes pods) to the next runner process."""
+        runners = [runner for worker in self._workers for runner in worker.jobs.values()]
+        detached = await asyncio.gather(*(runner.detach() for runner in runners))
+        return sum(detached)
 
     async def _jobs_done_within(self, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -386,6 +392,12 @@ class RunnerService:
                 return False
             await asyncio.sleep(0.1)
         return True
+
+    def _start_job(self, worker: RunnerWorker, runner: JobRunner, job_id: int, project_id: int, slot: Slot) -> None:
+        assert self._group is not None
+        task = self._group.create_task(self._run_job(worker, runner, job_id, project_id, slot), name=f"job-{job_id}")
+        self._job_tasks.add(task)
+        task.add_done_callback(self._job_tasks.discard)
 
     def _stop_all_jobs(self) -> None:
         for worker in self._workers:
@@ -454,4 +466,5 @@ class RunnerService:
             identity=runner_identity(worker.config), slot=slot, resume=resume,
         )  # fmt: skip
         worker.jobs[job.job_id] = runner
-        self._group.create_task(self._run_job(worker, runner, job.job_id, project_id, slot), name=f"job-{job.job_id}")
+        worker.idle.clear()
+        self._start_job(worker, runner, job.job_id, project_id, slot)

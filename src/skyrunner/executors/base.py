@@ -5,6 +5,9 @@ An executor is created per job by its factory. The JobRunner calls, in order, :m
 written), :meth:`run_phase` for ``prepare``, ``build`` and ``finish`` (each phase is run by the
 sequencer, whose output goes to the trace), and :meth:`cleanup`, always. :meth:`stop` may come at
 any time, from another task, and makes the running phase end soon (see ``CancelReason``).
+:meth:`detach`, on a graceful shutdown that ran out of time, asks the executor to leave the job
+running for the next runner process; the JobRunner then abandons the phase and calls
+:meth:`cleanup`, which must release only this process's resources.
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ class Executor(Protocol):
     async def run_phase(self, phase: Phase, trace: TraceWriter) -> PhaseResult: ...
 
     async def stop(self, reason: CancelReason) -> None: ...
+
+    async def detach(self) -> bool:
+        """Let the job go on without this process (for the next one to adopt); False if it cannot."""
 
     async def cleanup(self) -> None: ...
 

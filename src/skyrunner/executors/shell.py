@@ -143,6 +143,10 @@ class ShellExecutor:
             grace = _after_script_timeout(job) + FORCE_KILL_AFTER_S if job else FORCE_KILL_AFTER_S
             self._force_kill = asyncio.get_running_loop().call_later(grace, self._kill_all)
 
+    async def detach(self) -> bool:
+        """A local process cannot outlive the runner safely: the job must be stopped instead."""
+        return False
+
     async def cleanup(self) -> None:
         """Remove the run directory (it holds the plan) and the file-type variables."""
         self._kill_all()

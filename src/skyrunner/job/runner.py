@@ -20,6 +20,7 @@ Outcomes are data (:class:`JobOutcome`): which stage failed and how is decided b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -53,9 +54,7 @@ def job_logger(job_id: int, short_token: str, project: str = "") -> logging.Logg
     return logging.LoggerAdapter(log, {"job_id": job_id, "runner": short_token, "project": project})
 
 
-def decide_outcome(
-    results: Mapping[Phase, PhaseResult], cancel: CancelReason | None, timeout_s: int
-) -> JobOutcome:
+def decide_outcome(results: Mapping[Phase, PhaseResult], cancel: CancelReason | None, timeout_s: int) -> JobOutcome:
     """Pure: how the job ended, from its phases' results and why it was stopped, if it was."""
     if cancel is CancelReason.TIMEOUT:
         return JobOutcome.timed_out(timeout_s)
@@ -81,9 +80,7 @@ def decide_outcome(
             return JobOutcome.script_failed(code)
         if phase is Phase.PREPARE:
             return JobOutcome.system_failure(f"{stage} failed: exit code {code}")
-        return JobOutcome(
-            JobResult.FAILED, FailureReason.SCRIPT_FAILURE, None, f"{stage} failed: exit code {code}"
-        )
+        return JobOutcome(JobResult.FAILED, FailureReason.SCRIPT_FAILURE, None, f"{stage} failed: exit code {code}")
     return JobOutcome.success()
 
 
@@ -136,6 +133,7 @@ class JobRunner:
         self._resume = resume
         self._cancel_reason: CancelReason | None = None
         self._aborted = False
+        self._detached = False
         self._stage_task: asyncio.Task[JobOutcome] | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self._spec: JobSpec | None = None
@@ -148,8 +146,25 @@ class JobRunner:
     def cancel_reason(self) -> CancelReason | None:
         return self._cancel_reason
 
+    async def detach(self) -> bool:
+        """Leave the job running without this process, when the executor can (a pod can).
+
+        The next runner process adopts it and finishes its trace; nothing is reported now.
+        Returns False when the job cannot go on alone (it is then still ours to stop).
+        """
+        task = self._stage_task
+        if task is None or task.done() or self._cancel_reason is not None:
+            return False
+        if not await self._executor.detach():
+            return False
+        self._detached = True
+        task.cancel()
+        return True
+
     def cancel(self, reason: CancelReason) -> None:
         """Stop the job; idempotent, the first reason is kept, an abort escalates a graceful stop."""
+        if self._detached:
+            return  # the job is the next runner process's now
         hard = reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
         if reason is CancelReason.ABORTED:
             self._aborted = True
@@ -173,9 +188,7 @@ class JobRunner:
         ref = JobRef(ident.id, ident.token)
         jlog = job_logger(ident.id, self._settings.short_token)
         prefixes = [*DEFAULT_TOKEN_PREFIXES, *_token_prefixes(self._payload)]
-        masker = Masker(
-            [*_masked_values(self._payload), self._settings.runner_token.get_secret_value()], prefixes
-        )
+        masker = Masker([*_masked_values(self._payload), self._settings.runner_token.get_secret_value()], prefixes)
         resume = self._resume
         trace = TraceSink(
             self._coordinator, ref, masker, output_limit=self._settings.output_limit_bytes,
@@ -280,6 +293,10 @@ class JobRunner:
 
     async def _close(self, trace: TraceSink, outcome: JobOutcome) -> JobOutcome:
         """Clean up whatever happened: cleanup section, executor cleanup, last trace line."""
+        if self._detached:  # the job goes on without us: its trace too, in the next process
+            with contextlib.suppress(ExecutorError):
+                await asyncio.shield(self._executor.cleanup())
+            return outcome
         self._section_start(trace, Stage.CLEANUP_FILE_VARIABLES)
         trace.write_line("Cleaning up project directory and file based variables", "cyan")
         try:
@@ -301,6 +318,9 @@ class JobRunner:
     ) -> None:
         """Flush the trace and send the final state, again while GitLab answers 202."""
         await trace.close()
+        if self._detached:
+            jlog.info("job left running for the next runner process to adopt")
+            return
         if self._aborted or trace.stopped:
             jlog.info("job was aborted by gitlab; not reporting it")
             return
@@ -356,9 +376,7 @@ class JobRunner:
             return
         done, _ = await asyncio.wait({task}, timeout=limit)
         if not done:
-            log.error(
-                "job %s: the executor did not stop within %.0fs; abandoning the stage", self.job_id, limit
-            )
+            log.error("job %s: the executor did not stop within %.0fs; abandoning the stage", self.job_id, limit)
             task.cancel()
 
     def _spawn(self, coro: Any) -> None:
@@ -369,9 +387,7 @@ class JobRunner:
     def _write_header(self, trace: TraceSink) -> None:
         ident, settings = self._identity, self._settings
         trace.write_line(f"Running with skyrunner {ident.version} ({ident.revision})")
-        trace.write_line(
-            f"  on {settings.runner_name} {settings.short_token}, system ID: {settings.system_id}"
-        )
+        trace.write_line(f"  on {settings.runner_name} {settings.short_token}, system ID: {settings.system_id}")
 
     def _sections(self) -> bool:
         features = self._payload.get("features")

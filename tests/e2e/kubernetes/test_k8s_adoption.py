@@ -100,3 +100,32 @@ async def test_pods_of_jobs_that_are_over_are_deleted_on_start(
         await eventually(lambda: not job_pods(cluster), 20, "the orphan pod deleted")
     assert "gitlab says the job is over" in second.text and "deleting pod" in second.text
     assert job.state == "canceled"
+
+
+async def test_sigquit_past_shutdown_timeout_leaves_the_pod_to_the_next_process(
+    coordinator: FakeCoordinator, cluster: FakeKubeApi, workdir: Path
+) -> None:
+    runner = coordinator.add_runner()
+    repo = coordinator.create_repo("group/project", {"README.md": "hello\n"})
+    config = write_k8s_config(workdir / "config.toml", coordinator, runner, cluster, concurrent=2)
+    config.write_text(config.read_text().replace("shutdown_timeout = 10", "shutdown_timeout = 2"))
+    slow = ['for i in $(seq 1 40); do echo "line $i of the build"; sleep 0.25; done', "echo build done"]
+    job = coordinator.enqueue(coordinator.make_job(repo, script=slow, after_script=AFTER))
+
+    first = await start_runner(config, workdir)
+    await eventually(lambda: (cp := _checkpoint(cluster, job.id)) and cp["container"] == "build", 30, "the build")
+    first.signal(signal.SIGQUIT)
+    assert await first.wait(20) == 0, first.text
+    assert "jobs left running for the next process" in first.text
+    assert job.state == "running", "a detached job is not reported"
+    assert job_pods(cluster), "the pod is left running"
+    assert b"build done" not in job.trace
+
+    async with runner_process(config, workdir) as second:
+        done = await coordinator.wait_for_job(job.id, timeout=60)
+    trace = bytes(done.trace).decode()
+    assert done.state == "success", trace + second.text
+    assert done.checksum_ok is True
+    assert re.findall(r"^line (\d+) of the build$", trace, re.MULTILINE) == [str(i) for i in range(1, 41)]
+    assert trace.count("after script ran\n") == 1
+    await eventually(lambda: not job_pods(cluster), 10, "no pod left")

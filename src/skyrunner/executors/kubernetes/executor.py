@@ -100,6 +100,7 @@ class KubernetesExecutor:
         self._deleted = False  # no checkpoint is written once the pod is being deleted
         self._killed = False  # deleted with grace 0
         self._final_pod: tuple[Pod, datetime] | None = None
+        self._detached = False  # left running for the next runner process: never deleted by us
 
     # -- layout and prepare ------------------------------------------------------------------------
     def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout:
@@ -302,7 +303,7 @@ class KubernetesExecutor:
     async def stop(self, reason: CancelReason) -> None:
         """Stop the job: graceful (after_script runs) or at once."""
         hard = reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
-        if self._stop_reason is not None and not hard:
+        if self._detached or (self._stop_reason is not None and not hard):
             return
         self._stop_reason = self._stop_reason or reason
         view = self._view
@@ -316,10 +317,34 @@ class KubernetesExecutor:
             await self._factory.api.annotate_pod(view.namespace, view.name, {podspec.ANNOTATION_STOP: value})
         await self._delete(grace_s=None)
 
+    async def detach(self) -> bool:
+        """Leave the pod running for the next runner process, with the newest checkpoint on it."""
+        view = self._view
+        if view is None or view.pod is None or view.gone or self._deleted:
+            return False
+        self._detached = True
+        trace = self._trace
+        point = self._tracker.due(trace.sent) if isinstance(trace, PositionedTrace) else None
+        if point is not None:
+            try:
+                await self._factory.api.annotate_pod(
+                    view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
+                )
+            except KubernetesApiError as exc:
+                log.warning("job %d: last checkpoint not written before leaving the pod: %s", self._job_id, exc)
+            else:
+                self._tracker.written(point)
+        log.info(
+            "job %d: leaving pod %s/%s running for the next runner process", self._job_id, view.namespace, view.name
+        )
+        return True
+
     async def cleanup(self) -> None:
-        """Delete the pod if it is still there, and print the cost line."""
+        """Delete the pod if it is still there, and print the cost line (not for a detached job)."""
         view = self._view
         try:
+            if self._detached:
+                return
             if view is not None and view.pod is not None:
                 await self._finish_pod()
                 await view.wait_for(lambda v: v.gone or None, GONE_WAIT_S)
