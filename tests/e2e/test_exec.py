@@ -148,7 +148,7 @@ def test_dag_jobs_start_before_their_stage_and_a_matrix_expands(tmp_path: Path) 
                 stages: [build, test]
                 slow:
                   stage: build
-                  script: ['for i in $(seq 200); do [ -f {marker} ] && exit 0; sleep 0.05; done; exit 1']
+                  script: ['for i in $(seq 400); do [ -f {marker} ] && [ -f {marker}-linux ] && [ -f {marker}-mac ] && exit 0; sleep 0.05; done; exit 1']
                 fast:
                   stage: test
                   needs: []
@@ -159,7 +159,7 @@ def test_dag_jobs_start_before_their_stage_and_a_matrix_expands(tmp_path: Path) 
                   parallel:
                     matrix:
                       - OS: [linux, mac]
-                  script: ['echo "os=$OS node=$CI_NODE_INDEX/$CI_NODE_TOTAL"']
+                  script: ['echo "os=$OS node=$CI_NODE_INDEX/$CI_NODE_TOTAL"', 'touch {marker}-$OS']
             """
         },
     )
@@ -168,8 +168,8 @@ def test_dag_jobs_start_before_their_stage_and_a_matrix_expands(tmp_path: Path) 
     assert run.jobs == {"slow": "passed", "fast": "passed", "matrix: [linux]": "passed", "matrix: [mac]": "passed"}
     assert "[matrix: [linux]] os=linux node=1/2" in run.output
     assert "[matrix: [mac]] os=mac node=2/2" in run.output
-    events = run.events()
-    assert events.index(("matrix: [mac]", "running")) < events.index(("slow", "passed"))
+    events = run.events()  # slow (stage build) waits for the matrix jobs (stage test): the DAG ran them first
+    assert events.index(("matrix: [mac]", "passed")) < events.index(("slow", "passed"))
 
 
 def test_cache_persists_between_runs(tmp_path: Path) -> None:

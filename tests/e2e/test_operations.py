@@ -41,7 +41,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def test_metrics_health_and_status_during_a_run(coordinator: FakeCoordinator, workdir: Path) -> None:
     runner = coordinator.add_runner()
     repo = coordinator.create_repo("group/project", {"a": "b"})
-    job = coordinator.enqueue(coordinator.make_job(repo, script=["echo started", "sleep 4", "echo done"]))
+    job = coordinator.enqueue(coordinator.make_job(repo, script=["echo started", "sleep 8", "echo done"]))
     port = free_port()
     config = write_config(workdir / "config.toml", coordinator, runner, listen_address=f'"127.0.0.1:{port}"')
     cli = await start_cli(["run", "--config", str(config)], workdir)
