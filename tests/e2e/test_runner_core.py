@@ -49,6 +49,8 @@ async def test_passing_job_reports_success_with_a_complete_trace(coordinator: Fa
     assert trace.rstrip().endswith("\x1b[32;1mJob succeeded\x1b[0;m")
     assert not list((workdir / "builds").rglob("DEPLOY_KEY")), "file variables are removed at the end"
     assert done.updates[0]["state"] == "running"  # accepted before anything else
+    assert f"job received  job={job.id} runner={shorten_token(runner.token)} project=group/project" in output
+    assert runner.token not in output and "s3cr3tValue99" not in output
     assert done.updates[-1]["output"]["bytesize"] == len(done.trace)
 
 

@@ -186,7 +186,7 @@ class JobRunner:
             return None
         self.job_id = ident.id
         ref = JobRef(ident.id, ident.token)
-        jlog = job_logger(ident.id, self._settings.short_token)
+        jlog = job_logger(ident.id, self._settings.short_token, _project_path(self._payload))
         prefixes = [*DEFAULT_TOKEN_PREFIXES, *_token_prefixes(self._payload)]
         masker = Masker([*_masked_values(self._payload), self._settings.runner_token.get_secret_value()], prefixes)
         resume = self._resume
@@ -400,6 +400,14 @@ class JobRunner:
     def _section_end(self, trace: TraceSink, stage: Stage) -> None:
         if self._sections():
             trace.write(render_section_end(stage.value, at=self._clock()))
+
+
+def _project_path(payload: Mapping[str, Any]) -> str:
+    """The job's project for log lines, read leniently: the payload may not validate."""
+    info = payload.get("job_info")
+    if isinstance(info, Mapping):
+        return str(info.get("project_full_path") or info.get("project_name") or "")
+    return ""
 
 
 def _token_prefixes(payload: Mapping[str, Any]) -> list[str]:
