@@ -178,7 +178,7 @@ class JobRunner:
         self._spawn(self._stop_executor(reason, first))
 
     async def run(self) -> JobOutcome | None:
-        """Run the job and report it; returns None when it could not even be reported."""
+        """Run the job and report it; None when it could not be reported or was left running."""
         try:
             ident = parse_job_identity(self._payload)
         except JobSpecError as exc:
@@ -216,6 +216,8 @@ class JobRunner:
             finally:
                 outcome = await self._close(trace, outcome)
             await self._report(ref, trace, outcome, jlog)
+        if self._detached:
+            return None
         jlog.info("job finished: %s", outcome.trace_line())
         return outcome
 
