@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from skyrunner.errors import ApiAuthError, ApiError, ExecutorError, JobSpecError
-from skyrunner.executors.base import Executor, PhaseResult, PreparedJob, Slot
+from skyrunner.executors.base import Executor, PhaseResult, Slot
 from skyrunner.job._masking import DEFAULT_TOKEN_PREFIXES, Masker, render_section_end, render_section_start
 from skyrunner.job.coordinator import Coordinator, JobRef, JobUpdate, RemoteState
 from skyrunner.job.outcome import CancelReason, FailureReason, JobOutcome, JobResult, render_job_update
@@ -267,7 +267,7 @@ class JobRunner:
             for warning in warnings:
                 trace.write_line(f"WARNING: {warning}", "yellow")
             self._section_start(trace, Stage.PREPARE_EXECUTOR)
-            trace.write_line(f'Preparing the "{executor.name}" executor', "cyan")
+            trace.write_heading(f'Preparing the "{executor.name}" executor')
             try:
                 await executor.prepare(prepared, trace)
             finally:
@@ -288,10 +288,7 @@ class JobRunner:
             results[phase] = result
             if phase is Phase.PREPARE and (result.failure or result.exit_code != 0):
                 break
-        return self._outcome(prepared, results)
-
-    def _outcome(self, prepared: PreparedJob, results: Mapping[Phase, PhaseResult]) -> JobOutcome:
-        return decide_outcome(results, self._cancel_reason, prepared.spec.timeout_s)
+        return decide_outcome(results, self._cancel_reason, spec.timeout_s)
 
     async def _close(self, trace: TraceSink, outcome: JobOutcome) -> JobOutcome:
         """Clean up whatever happened: cleanup section, executor cleanup, last trace line."""
@@ -300,7 +297,7 @@ class JobRunner:
                 await asyncio.shield(self._executor.cleanup())
             return outcome
         self._section_start(trace, Stage.CLEANUP_FILE_VARIABLES)
-        trace.write_line("Cleaning up project directory and file based variables", "cyan")
+        trace.write_heading("Cleaning up project directory and file based variables")
         try:
             await asyncio.shield(self._executor.cleanup())
         except ExecutorError as exc:

@@ -99,6 +99,10 @@ class TraceSink:
         start = ansi(color) if color else ansi("erase")
         self.write(f"{start}{text}{ansi('reset')}\n".encode())
 
+    def write_heading(self, text: str) -> None:
+        """Write a stage heading exactly as gitlab-runner does (``ESC[0K``, bold cyan, two resets)."""
+        self.write(f"{ansi('erase')}{ansi('cyan')}{text}{ansi('reset')}{ansi('reset')}\n".encode())
+
     def _append(self, data: bytes) -> None:
         if not data or self._truncated:
             return
