@@ -3,7 +3,8 @@
 Owns the walk: it expands ``paths`` globs (see :mod:`skyrunner.helper.globbing`) against the
 project directory without following symbolic links, adds ``git ls-files -o`` for ``untracked``
 (git-ignored files included, as gitlab-runner does), drops ``exclude`` matches, and prints
-gitlab-runner's per-pattern lines. A matched directory brings everything under it. Archiving
+gitlab-runner's per-pattern lines. A matched directory brings everything under it; an excluded
+one only loses its own entry (exclude is not recursive in gitlab-runner: ``dir/**`` drops all). Archiving
 the result is :mod:`skyrunner.helper.archive`'s job.
 """
 

@@ -4,7 +4,8 @@ Pure: no I/O. A pattern is relative to the project directory (an absolute one is
 when it points inside it) and must not climb out of it with ``..``. ``*``, ``?`` and ``[...]``
 match within one path segment (dot files included), ``**`` matches any number of segments,
 ``{a,b}`` expands to alternatives. A pattern that names a directory stands for everything under
-it; walking the tree is :mod:`skyrunner.helper.filesets`' job.
+it in ``paths`` (walking the tree is :mod:`skyrunner.helper.filesets`' job), but only itself in
+``exclude``, as in gitlab-runner.
 """
 
 from __future__ import annotations
@@ -165,7 +166,10 @@ def parse_glob(pattern: str, root: str) -> list[GlobPattern] | None:
 
 
 def matches_any(patterns: Iterable[GlobPattern], rel_path: str) -> bool:
-    """Return True when ``rel_path`` or one of its parent directories matches a pattern."""
-    parts = rel_path.split("/")
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    return any(p.matches(prefix) for p in patterns for prefix in prefixes)
+    """Return True when ``rel_path`` itself matches a pattern (exclude rules).
+
+    Not recursive, as gitlab-runner's ``isExcluded`` (``doublestar.Match`` on each path): a
+    pattern naming a directory drops that directory's entry, not what is under it; ``dir/**``
+    drops both.
+    """
+    return any(p.matches(rel_path) for p in patterns)

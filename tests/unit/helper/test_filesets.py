@@ -32,8 +32,9 @@ def tree(tmp_path: Path) -> Path:
         (["*"], ["a/**", "*.txt"], [".hidden", ".hidden/x.txt", "out-link"]),
         (["out-link/**", "out-link"], [], ["out-link"]),
         (["a", "a/../top.txt"], ["**/*.log"], ["a", "a/b", "a/b/c.txt", "a/e.txt", "top.txt"]),
+        (["a"], ["a/b"], ["a", "a/b/c.txt", "a/b/d.log", "a/e.txt"]),
     ],
-    ids=["directory", "doublestar", "dir-anywhere", "exclude", "link-not-followed", "mixed"],
+    ids=["directory", "doublestar", "dir-anywhere", "exclude", "link-not-followed", "mixed", "exclude-a-directory"],
 )
 def test_collect(tree: Path, paths: list[str], exclude: list[str], expected: list[str]) -> None:
     assert collect_files(tree, paths, Console(io.StringIO()), exclude=exclude) == expected

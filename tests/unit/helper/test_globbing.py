@@ -54,10 +54,15 @@ def test_braces_and_literal_prefix() -> None:
     assert literal.is_literal and literal.literal_prefix == "vendor/bundle"
 
 
-def test_exclude_matches_parents() -> None:
+def test_exclude_is_not_recursive_like_gitlab_runner() -> None:
+    # gitlab-runner's isExcluded is doublestar.Match on each path: "dir" drops the directory's
+    # own entry only, "dir/**" drops it and everything below
     patterns = parse_glob("coverage/tmp", ROOT) or []
-    assert matches_any(patterns, "coverage/tmp/a/b.log")
+    assert matches_any(patterns, "coverage/tmp")
+    assert not matches_any(patterns, "coverage/tmp/a/b.log")
     assert not matches_any(patterns, "coverage/index.html")
+    everything = parse_glob("coverage/tmp/**", ROOT) or []
+    assert matches_any(everything, "coverage/tmp") and matches_any(everything, "coverage/tmp/a/b.log")
 
 
 def test_trailing_doublestar_matches_the_directory_itself() -> None:
