@@ -28,6 +28,7 @@ import pytest
 from skyrunner.config import shorten_token
 from tests.e2e.conftest import run_cli, single_args, start_cli, write_config
 from tests.fakes.coordinator import FakeCoordinator, FakeJob, FakeRunner
+from tests.fakes.s3server import moto_s3
 
 PROJECT = "group/project"
 FILES: dict[str, str | bytes] = {"README.md": "hello\n", ".gitignore": "*.log\n"}
@@ -404,16 +405,8 @@ LEAK = "MustNeverLeak"  # any piece of the secret key
 
 @pytest.fixture
 def s3_server() -> Iterator[str]:
-    """moto's S3 on 127.0.0.1 (imported here: moto and boto3 take a second to import)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as address:
+        yield address
 
 
 def _s3_client(address: str) -> Any:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from skyrunner.helper.plan import CacheEntry, HelperPlan
 from skyrunner.job.remote_cache import S3CacheSettings, object_name, sign_cache_urls
+from tests.fakes.s3server import moto_s3
 from tests.integration.helper.conftest import HelperEnv
 
 BUCKET = "runner-cache"
@@ -19,13 +19,8 @@ BUCKET = "runner-cache"
 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as address:
+        yield address
 
 
 def _settings(address: str) -> S3CacheSettings:
