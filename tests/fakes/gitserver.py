@@ -34,6 +34,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from skyrunner.pipeline._githttp import read_cgi_headers
+
 __all__ = ["GitRepo", "GitRequest", "GitServer", "serve_git"]
 
 Authorize = Callable[[str, str], bool]
@@ -259,7 +261,7 @@ class GitServer:
                 await proc.stdin.drain()
             proc.stdin.close()
         try:
-            status, headers = await _read_cgi_headers(proc.stdout)
+            status, headers = await read_cgi_headers(proc.stdout)
             response = web.StreamResponse(status=status, headers=headers)
             await response.prepare(request)
             while chunk := await proc.stdout.read(65536):
@@ -270,20 +272,6 @@ class GitServer:
                 if proc.returncode is None:
                     await proc.wait()
         return response
-
-
-async def _read_cgi_headers(stream: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    status = 200
-    headers: dict[str, str] = {}
-    while True:
-        line = (await stream.readline()).decode("latin-1").rstrip("\r\n")
-        if not line:
-            return status, headers
-        name, _, value = line.partition(":")
-        if name.lower() == "status":
-            status = int(value.strip().split()[0])
-        else:
-            headers[name.strip()] = value.strip()
 
 
 @contextlib.asynccontextmanager

@@ -70,7 +70,7 @@ class GitBackend:
                     process.stdin.write(body)
                     await process.stdin.drain()
                 process.stdin.close()
-            status, headers = await _read_cgi_headers(process.stdout)
+            status, headers = await read_cgi_headers(process.stdout)
             response = web.StreamResponse(status=status, headers=headers)
             await response.prepare(request)
             while chunk := await process.stdout.read(_CHUNK):
@@ -106,7 +106,8 @@ class GitBackend:
         return env
 
 
-async def _read_cgi_headers(stream: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+async def read_cgi_headers(stream: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """Read a CGI response's header block (RFC 3875 §6): its ``Status`` and the other headers."""
     status = 200
     headers: dict[str, str] = {}
     while True:
