@@ -57,6 +57,11 @@ def _raise(exc: BaseException, action: str) -> NoReturn:
     raise translate_error(exc, action) from exc
 
 
+def _not_found(exc: BaseException) -> bool:
+    """A 404 Status: the object is gone, which some callers can do without."""
+    return isinstance(exc, ApiError) and exc.status is not None and exc.status.code == 404
+
+
 _ERRORS: Final = (ApiError, httpx2.HTTPError, LoadResourceError, ValueError)
 
 
@@ -81,11 +86,9 @@ class PodApi:
     async def get_pod(self, namespace: str, name: str) -> Pod | None:
         try:
             pod: Pod = await self.client.get(Pod, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.status is not None and exc.status.code == 404:
-                return None
-            _raise(exc, f"get pod {namespace}/{name}")
         except _ERRORS as exc:
+            if _not_found(exc):
+                return None
             _raise(exc, f"get pod {namespace}/{name}")
         return pod
 
@@ -102,11 +105,9 @@ class PodApi:
         """Delete the pod (its Secrets go with it); False when it was already gone."""
         try:
             await self.client.delete(Pod, name, namespace=namespace, grace_period=grace_period_s)
-        except ApiError as exc:
-            if exc.status is not None and exc.status.code == 404:
-                return False
-            _raise(exc, f"delete pod {namespace}/{name}")
         except _ERRORS as exc:
+            if _not_found(exc):
+                return False
             _raise(exc, f"delete pod {namespace}/{name}")
         return True
 
@@ -141,11 +142,9 @@ class PodApi:
     async def read_secret(self, namespace: str, name: str) -> Secret | None:
         try:
             secret: Secret = await self.client.get(Secret, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.status is not None and exc.status.code == 404:
-                return None
-            _raise(exc, f"read secret {namespace}/{name}")
         except _ERRORS as exc:
+            if _not_found(exc):
+                return None
             _raise(exc, f"read secret {namespace}/{name}")
         return secret
 
@@ -159,11 +158,9 @@ class PodApi:
         with contextlib.suppress(KubernetesApiError):
             try:
                 await self.client.delete(Secret, name, namespace=namespace)
-            except ApiError as exc:
-                if exc.status is None or exc.status.code != 404:
-                    _raise(exc, f"delete secret {namespace}/{name}")
             except _ERRORS as exc:
-                _raise(exc, f"delete secret {namespace}/{name}")
+                if not _not_found(exc):
+                    _raise(exc, f"delete secret {namespace}/{name}")
 
     # -- nodes and events ------------------------------------------------------------------------
     async def node_labels(self, selector: Mapping[str, str]) -> list[dict[str, str]]:
