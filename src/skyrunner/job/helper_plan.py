@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from skyrunner.helper.cachekey import sanitize_cache_key
 from skyrunner.helper.plan import (
@@ -31,12 +31,13 @@ from skyrunner.helper.plan import (
     SubmoduleStrategy,
     When,
 )
+from skyrunner.helper.urls import strip_credentials
 from skyrunner.job.remote_cache import object_name, sign_cache_urls
 from skyrunner.job.settings import JobSettings
 from skyrunner.job.spec import CacheSpec, JobSpec
 from skyrunner.job.variables import JobVariables
 
-__all__ = ["PlanResult", "build_helper_plan", "git_strategy", "project_path", "strip_credentials"]
+__all__ = ["PlanResult", "build_helper_plan", "git_strategy", "project_path"]
 
 SIGNED_URL_LIFETIME_S: Final = 3600 * 6
 E = TypeVar("E")
@@ -46,14 +47,6 @@ E = TypeVar("E")
 class PlanResult:
     plan: HelperPlan
     warnings: tuple[str, ...] = field(default=())
-
-
-def strip_credentials(url: str) -> str:
-    """The URL without user and password."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def project_path(spec: JobSpec, strategy: GitStrategy) -> str:
