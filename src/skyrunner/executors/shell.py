@@ -24,7 +24,6 @@ from typing import Final
 from skyrunner.errors import ExecutorError
 from skyrunner.executors.base import JobLayout, PhaseResult, PreparedJob, Slot, TraceWriter
 from skyrunner.helper.plan import render_plan
-from skyrunner.job.durations import parse_go_duration
 from skyrunner.job.outcome import CancelReason
 from skyrunner.job.script import Phase, parse_stage_results
 from skyrunner.job.spec import JobSpec
@@ -35,6 +34,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK: Final = 64 * 1024
 FORCE_KILL_AFTER_S: Final = 10.0  # after after_script's own timeout
+STOP_FILE: Final = "stop"  # in the run dir: why the job is being stopped, read by the sequencer
 
 
 class ShellExecutorFactory:
@@ -130,7 +130,7 @@ class ShellExecutor:
         self._stop_reason = reason
         job = self._job
         if job is not None:
-            stop_file = Path(job.layout.run_dir) / job.stop_reason_file
+            stop_file = Path(job.layout.run_dir) / STOP_FILE
             with contextlib.suppress(OSError):
                 stop_file.write_text("timeout\n" if reason is CancelReason.TIMEOUT else "canceled\n")
         if reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING):
@@ -140,7 +140,7 @@ class ShellExecutor:
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-            grace = _after_script_timeout(job) + FORCE_KILL_AFTER_S if job else FORCE_KILL_AFTER_S
+            grace = job.after_script_timeout_s + FORCE_KILL_AFTER_S if job else FORCE_KILL_AFTER_S
             self._force_kill = asyncio.get_running_loop().call_later(grace, self._kill_all)
 
     async def detach(self) -> bool:
@@ -179,18 +179,12 @@ class ShellExecutor:
             SKYRUNNER_PLAN=str(Path(job.layout.run_dir) / "plan.json"),
             SKYRUNNER_PYTHON=sys.executable,
             SKYRUNNER_SECTIONS="1" if job.spec.features.trace_sections else "0",
-            SKYRUNNER_STOP_FILE=str(Path(job.layout.run_dir) / job.stop_reason_file),
-            SKYRUNNER_AFTER_SCRIPT_TIMEOUT=str(_after_script_timeout(job)),
+            SKYRUNNER_STOP_FILE=str(Path(job.layout.run_dir) / STOP_FILE),
+            SKYRUNNER_AFTER_SCRIPT_TIMEOUT=str(job.after_script_timeout_s),
         )
         if self._factory.shell:
             env["SKYRUNNER_SHELL"] = self._factory.shell
         return env
-
-
-def _after_script_timeout(job: PreparedJob) -> int:
-    text = job.variables.get("RUNNER_AFTER_SCRIPT_TIMEOUT")
-    seconds = parse_go_duration(text) if text else None
-    return int(seconds) if seconds else 300
 
 
 def _write_run_dir(job: PreparedJob) -> None:

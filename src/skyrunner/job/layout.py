@@ -7,13 +7,17 @@ they live here, below both, so that neither imports the other to share them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from skyrunner.helper.plan import HelperPlan
+from skyrunner.job.durations import parse_go_duration
 from skyrunner.job.script import JobScript
 from skyrunner.job.spec import JobSpec
 from skyrunner.job.variables import JobVariables
 
-__all__ = ["JobLayout", "PreparedJob", "Slot"]
+__all__ = ["DEFAULT_AFTER_SCRIPT_TIMEOUT_S", "JobLayout", "PreparedJob", "Slot"]
+
+DEFAULT_AFTER_SCRIPT_TIMEOUT_S: Final = 300  # gitlab-runner's default after_script timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,13 @@ class PreparedJob:
     variables: JobVariables = field(repr=False)
     script: JobScript = field(repr=False)
     plan: HelperPlan = field(repr=False)
-    stop_reason_file: str = "stop"
 
     def environment(self) -> dict[str, str]:
         return self.variables.environment()
+
+    @property
+    def after_script_timeout_s(self) -> int:
+        """``RUNNER_AFTER_SCRIPT_TIMEOUT`` (a Go duration) in whole seconds; 300 when unset or invalid."""
+        text = self.variables.get("RUNNER_AFTER_SCRIPT_TIMEOUT")
+        seconds = parse_go_duration(text) if text else None
+        return int(seconds) if seconds else DEFAULT_AFTER_SCRIPT_TIMEOUT_S

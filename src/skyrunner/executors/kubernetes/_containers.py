@@ -51,7 +51,6 @@ from skyrunner.executors.kubernetes.podspec import (
     STOP_FILE,
     TERMINATION_LOG,
 )
-from skyrunner.job.durations import parse_go_duration
 from skyrunner.job.script import Phase
 from skyrunner.job.spec import ServiceSpec
 
@@ -66,7 +65,6 @@ __all__ = [
     "service_defs",
 ]
 
-_DEFAULT_AFTER_SCRIPT_TIMEOUT_S = 300
 _PREPARE_SCRIPT = f"""umask 0000
 cp -R {JOB_RUN_FILES}/. {RUN_DIR}/ || exit 1
 if [ -n "$SKYRUNNER_KANIKO_DIR" ]; then mkdir -p "$SKYRUNNER_KANIKO_DIR" || exit 1; fi
@@ -137,15 +135,13 @@ def _secret_refs(refs: Sequence[EnvRef], secret: str, reserved: set[str]) -> lis
 
 
 def _sequencer_env(job: PreparedJob, *, plan: bool) -> list[EnvVar]:
-    text = job.variables.get("RUNNER_AFTER_SCRIPT_TIMEOUT")
-    seconds = parse_go_duration(text) if text else None
     env = [
         _plain("SKYRUNNER_RUN_DIR", RUN_DIR),
         _plain("SKYRUNNER_RESULTS", TERMINATION_LOG),
         _plain("SKYRUNNER_SECTIONS", "1" if job.spec.features.trace_sections else "0"),
         _plain("SKYRUNNER_PYTHON", "python3"),
         _plain("SKYRUNNER_STOP_FILE", STOP_FILE),
-        _plain("SKYRUNNER_AFTER_SCRIPT_TIMEOUT", str(int(seconds) if seconds else _DEFAULT_AFTER_SCRIPT_TIMEOUT_S)),
+        _plain("SKYRUNNER_AFTER_SCRIPT_TIMEOUT", str(job.after_script_timeout_s)),
     ]
     if plan:
         env.append(_plain("SKYRUNNER_PLAN", PLAN_FILE))
