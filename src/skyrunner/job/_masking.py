@@ -76,7 +76,8 @@ class Masker:
         self._pattern = re.compile(b"|".join(alternatives)) if alternatives else None
         self._token_run = re.compile(_TOKEN_CHARS + b"*")
         self._param_run = re.compile(_PARAM_CHARS + b"*")
-        # Every proper prefix of something that may start a match: held back at a chunk's end.
+        # Every proper prefix of something that may start a match, lower-cased (parameter names
+        # match in any case, and a tail is looked up lower-cased): held back at a chunk's end.
         starts = [
             *self._secrets,
             *prefixes,
@@ -84,7 +85,6 @@ class Masker:
             *(b"&" + p + b"=" for p in params),
         ]
         self._partials = {s[:i].lower() for s in starts for i in range(1, len(s) + 1)}
-        self._partials |= {s[:i] for s in starts for i in range(1, len(s) + 1)}
         self._longest = max((len(s) for s in starts), default=0)
         self._pending = b""
         self._skip: re.Pattern[bytes] | None = None
@@ -146,7 +146,7 @@ class Masker:
         """Length of the longest tail of ``buf[pos:]`` that could begin a match."""
         for size in range(min(self._longest, len(buf) - pos), 0, -1):
             tail = buf[len(buf) - size :]
-            if tail in self._partials or tail.lower() in self._partials:
+            if tail.lower() in self._partials:
                 return size
         return 0
 
