@@ -22,6 +22,7 @@ phase                 stages                                    kubernetes conta
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -93,8 +94,9 @@ class JobScript:
         return tuple(s.name for s in self.phases[phase])
 
 
+@functools.cache
 def sequencer_source() -> str:
-    """The POSIX sh sequencer shipped with the package."""
+    """The POSIX sh sequencer shipped with the package (read once: every job writes it)."""
     return resources.files("skyrunner.job").joinpath(SEQUENCER_FILE).read_text()
 
 
