@@ -19,7 +19,6 @@ from typing import Protocol
 from skyrunner.job.layout import JobLayout, PreparedJob, Slot
 from skyrunner.job.outcome import CancelReason, FailureReason
 from skyrunner.job.script import Phase
-from skyrunner.job.spec import JobSpec
 
 __all__ = [
     "Executor",
@@ -67,7 +66,7 @@ class Executor(Protocol):
 
     name: str
 
-    def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout: ...
+    def layout(self, slot: Slot, project_path: str) -> JobLayout: ...
 
     async def prepare(self, job: PreparedJob, trace: TraceWriter) -> None: ...
 

@@ -26,7 +26,6 @@ from skyrunner.executors.base import JobLayout, PhaseResult, PreparedJob, Slot, 
 from skyrunner.helper.plan import render_plan
 from skyrunner.job.outcome import CancelReason
 from skyrunner.job.script import Phase, parse_stage_results
-from skyrunner.job.spec import JobSpec
 
 __all__ = ["ShellExecutor", "ShellExecutorFactory"]
 
@@ -67,7 +66,7 @@ class ShellExecutor:
         self._force_kill: asyncio.TimerHandle | None = None
         self._shell = "sh"
 
-    def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout:
+    def layout(self, slot: Slot, project_path: str) -> JobLayout:
         builds = self._factory.builds_dir.resolve()
         project = builds / self._factory.short_token / str(slot.project_id) / project_path
         tmp = Path(f"{project}.tmp")
@@ -124,7 +123,7 @@ class ShellExecutor:
     async def stop(self, reason: CancelReason) -> None:
         """Stop the running phase: gracefully (after_script runs) or at once."""
         if self._stop_reason is not None:
-            if reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING):
+            if reason.is_hard:
                 self._kill_all()
             return
         self._stop_reason = reason
@@ -133,7 +132,7 @@ class ShellExecutor:
             stop_file = Path(job.layout.run_dir) / STOP_FILE
             with contextlib.suppress(OSError):
                 stop_file.write_text("timeout\n" if reason is CancelReason.TIMEOUT else "canceled\n")
-        if reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING):
+        if reason.is_hard:
             self._kill_all()
             return
         process = self._process

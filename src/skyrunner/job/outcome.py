@@ -65,6 +65,11 @@ class CancelReason(enum.Enum):
     def __str__(self) -> str:
         return self.value.replace("_", " ")
 
+    @property
+    def is_hard(self) -> bool:
+        """Kill at once, no after_script: an abort or the runner going away."""
+        return self in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
+
 
 _ALWAYS_ACCEPTED: Final = frozenset(
     {FailureReason.SCRIPT_FAILURE, FailureReason.RUNNER_SYSTEM_FAILURE, FailureReason.JOB_EXECUTION_TIMEOUT}

@@ -165,7 +165,7 @@ class JobRunner:
         """Stop the job; idempotent, the first reason is kept, an abort escalates a graceful stop."""
         if self._detached:
             return  # the job is the next runner process's now
-        hard = reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
+        hard = reason.is_hard
         if reason is CancelReason.ABORTED:
             self._aborted = True
         if self._cancel_reason is not None and not hard:
@@ -259,7 +259,7 @@ class JobRunner:
     async def _run_phases(self, spec: JobSpec, trace: TraceSink) -> JobOutcome:
         executor = self._executor
         prepared, warnings = build_prepared_job(
-            spec, lambda path: executor.layout(spec, self._slot, path), self._settings, self._identity,
+            spec, lambda path: executor.layout(self._slot, path), self._settings, self._identity,
             (self._slot.concurrent_id, self._slot.project_id), datetime.now(UTC),
         )  # fmt: skip
         self.phase = Stage.PREPARE_EXECUTOR.value
@@ -365,11 +365,7 @@ class JobRunner:
             log.warning("job %s: stopping the executor failed: %s", self.job_id, exc)
         if not first:
             return
-        limit = (
-            HARD_STOP_LIMIT_S
-            if reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
-            else GRACEFUL_STOP_LIMIT_S
-        )
+        limit = HARD_STOP_LIMIT_S if reason.is_hard else GRACEFUL_STOP_LIMIT_S
         task = self._stage_task
         if task is None:
             return

@@ -64,7 +64,6 @@ from skyrunner.executors.kubernetes.spec_table import SpecTable, load_spec_table
 from skyrunner.executors.kubernetes.watch import PodView, PodWatchHub
 from skyrunner.job.outcome import CancelReason, FailureReason
 from skyrunner.job.script import Phase
-from skyrunner.job.spec import JobSpec
 from skyrunner.platforms import Platform, detect_platform
 
 __all__ = ["CONTAINERS", "KubernetesExecutor", "KubernetesExecutorFactory"]
@@ -103,7 +102,7 @@ class KubernetesExecutor:
         self._detached = False  # left running for the next runner process: never deleted by us
 
     # -- layout and prepare ------------------------------------------------------------------------
-    def layout(self, spec: JobSpec, slot: Slot, project_path: str) -> JobLayout:
+    def layout(self, slot: Slot, project_path: str) -> JobLayout:
         builds = self._factory.builds_dir.rstrip("/") or "/"
         project = f"{builds.rstrip('/')}/{project_path}"
         return JobLayout(
@@ -302,7 +301,7 @@ class KubernetesExecutor:
     # -- stop and cleanup --------------------------------------------------------------------------
     async def stop(self, reason: CancelReason) -> None:
         """Stop the job: graceful (after_script runs) or at once."""
-        hard = reason in (CancelReason.ABORTED, CancelReason.RUNNER_STOPPING)
+        hard = reason.is_hard
         if self._detached or (self._stop_reason is not None and not hard):
             return
         self._stop_reason = self._stop_reason or reason
