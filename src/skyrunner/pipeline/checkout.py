@@ -133,7 +133,7 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _changed(root: Path, before_sha: str) -> tuple[str, ...]:
-    if before_sha != ZERO_SHA:
+    if before_sha.strip("0"):  # all zeros of any object format: no parent commit
         committed = _git(root, "diff", "--name-only", "-z", before_sha, "HEAD") or ""
     else:
         args = ("diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "-z", "HEAD")

@@ -57,6 +57,19 @@ def test_tag_checkout(make_repo: MakeRepo) -> None:
     assert (checkout.ref_name, checkout.ref_type) == ("v1.0", RefType.TAG)
 
 
+def test_first_commit_in_a_sha256_repository(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main", "--object-format=sha256")
+    (root / "a.txt").write_text("a\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "Initial commit")
+    checkout = read_checkout(root)
+    assert checkout.object_format == "sha256" and len(checkout.sha) == 64
+    assert checkout.before_sha == "0" * 64
+    assert checkout.changed_files == ("a.txt",)
+
+
 @pytest.mark.parametrize(
     ("url", "path"),
     [
