@@ -8,7 +8,7 @@ and returns values of ``model.py``. A bad value raises a one-line ``PipelineFile
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from skyrunner.pipeline._compose import glob_regex
@@ -28,6 +28,7 @@ from skyrunner.pipeline.model import (
 
 __all__ = [
     "REPORT_TYPES",
+    "check_keys",
     "parse_allow_failure",
     "parse_artifacts",
     "parse_caches",
@@ -193,7 +194,7 @@ def parse_image(value: object, loc: Loc, job: str | None) -> Image | None:
         return Image(value)
     if not isinstance(value, MarkedMap):
         fail(loc, "image: must be a string or a hash", job)
-    _check_keys(value, _IMAGE_KEYS, job, "image")
+    check_keys(value, _IMAGE_KEYS, job, "image")
     return _image_fields(value, job, "image")
 
 
@@ -202,7 +203,7 @@ def parse_service(value: object, loc: Loc, job: str | None) -> Service:
         return Service(Image(value))
     if not isinstance(value, MarkedMap):
         fail(loc, "services: each service must be a string or a hash", job)
-    _check_keys(value, _SERVICE_KEYS, job, "services")
+    check_keys(value, _SERVICE_KEYS, job, "services")
     command = None
     if "command" in value:
         command = parse_strings(value["command"], value.loc, job, "services:command")
@@ -215,7 +216,8 @@ def parse_service(value: object, loc: Loc, job: str | None) -> Service:
     )
 
 
-def _check_keys(value: MarkedMap, allowed: set[str], job: str | None, key: str) -> None:
+def check_keys(value: MarkedMap, allowed: Collection[str], job: str | None, key: str) -> None:
+    """Fail on the first key of ``value`` not in ``allowed``, at that key's line."""
     for name in value:
         if name not in allowed:
             fail(value.key_loc(name), f'{key}: unknown keyword "{name}"', job)
@@ -233,7 +235,7 @@ def parse_artifacts(value: object, loc: Loc, job: str | None) -> Artifacts | Non
         return None
     if not isinstance(value, MarkedMap):
         fail(loc, "artifacts: must be a hash", job)
-    _check_keys(value, _ARTIFACT_KEYS, job, "artifacts")
+    check_keys(value, _ARTIFACT_KEYS, job, "artifacts")
     expire_in = value.get("expire_in")
     if expire_in is not None and str(expire_in) != "never" and parse_duration(str(expire_in)) is None:
         fail(value.key_loc("expire_in"), f'artifacts:expire_in: "{expire_in}" is not a duration', job)
@@ -293,7 +295,7 @@ def parse_caches(value: object, loc: Loc, job: str | None, files: Mapping[str, s
 def _cache(value: object, loc: Loc, job: str | None, files: Mapping[str, str]) -> Cache:
     if not isinstance(value, MarkedMap):
         fail(loc, "cache: must be a hash", job)
-    _check_keys(value, _CACHE_KEYS, job, "cache")
+    check_keys(value, _CACHE_KEYS, job, "cache")
     untracked = value.get("untracked", False)
     if not isinstance(untracked, bool):
         fail(value.key_loc("untracked"), "cache:untracked: must be true or false", job)
@@ -352,7 +354,7 @@ def parse_retry(value: object, loc: Loc, job: str | None) -> Retry:
     if isinstance(value, int) and not isinstance(value, bool):
         value_map: dict[str, Any] = {"max": value}
     elif isinstance(value, MarkedMap):
-        _check_keys(value, {"max", "when", "exit_codes"}, job, "retry")
+        check_keys(value, {"max", "when", "exit_codes"}, job, "retry")
         value_map = dict(value)
     else:
         fail(loc, "retry: must be a number or a hash", job)

@@ -19,7 +19,7 @@ from typing import Any
 from skyrunner.errors import PipelineFileError
 from skyrunner.pipeline import expressions
 from skyrunner.pipeline._compose import glob_regex
-from skyrunner.pipeline._entries import parse_strings, parse_variables
+from skyrunner.pipeline._entries import check_keys, parse_strings, parse_variables
 from skyrunner.pipeline._yaml import Loc, MarkedMap, fail
 from skyrunner.pipeline.checkout import Checkout, RefType
 from skyrunner.pipeline.model import Variable
@@ -105,9 +105,7 @@ def _paths(value: object, rule: MarkedMap, key: str, job: str | None) -> tuple[s
 
 
 def _check_rule(rule: MarkedMap, allowed: frozenset[str], whens: tuple[str, ...], job: str | None) -> None:
-    for key in rule:
-        if key not in allowed:
-            fail(rule.key_loc(key), f'rules: unknown keyword "{key}"', job)
+    check_keys(rule, allowed, job, "rules")
     if "if" in rule:
         check_if(rule["if"], rule.key_loc("if"), job)
     if "when" in rule and rule["when"] not in whens:
@@ -190,9 +188,7 @@ def _policy_parts(value: object, loc: Loc, job: str | None, key: str) -> dict[st
         return {"refs": parse_strings(value, loc, job, key)}
     if not isinstance(value, MarkedMap):
         fail(loc, f"{key}: must be a list of refs or a hash", job)
-    for part in value:
-        if part not in ("refs", "variables", "changes", "kubernetes"):
-            fail(value.key_loc(part), f'{key}: unknown keyword "{part}"', job)
+    check_keys(value, ("refs", "variables", "changes", "kubernetes"), job, key)
     parts: dict[str, Any] = {
         k: parse_strings(v, value.key_loc(k), job, f"{key}:{k}")
         for k, v in value.items()

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from skyrunner.pipeline._compose import GLOBAL_KEYWORDS, compose
-from skyrunner.pipeline._entries import parse_strings, parse_variables
+from skyrunner.pipeline._entries import check_keys, parse_strings, parse_variables
 from skyrunner.pipeline._jobs import DEFAULT_KEYWORDS, JobDraft, draft_job, expand_parallel, matrix_names
 from skyrunner.pipeline._predefined import commit_variables, job_variables
 from skyrunner.pipeline._rules import (
@@ -127,13 +127,12 @@ def _defaults(config: MarkedMap) -> MarkedMap:
     default = config.get("default", MarkedMap(config.loc))
     if not isinstance(default, MarkedMap):
         fail(config.key_loc("default"), "default: must be a hash")
+    check_keys(default, DEFAULT_KEYWORDS, None, "default")
     merged = MarkedMap(config.loc)
     for key in _LEGACY_DEFAULTS:
         if key in config:
             merged[key], merged.key_locs[key] = config[key], config.key_loc(key)
     for key, value in default.items():
-        if key not in DEFAULT_KEYWORDS:
-            fail(default.key_loc(key), f'default: unknown keyword "{key}"')
         merged[key], merged.key_locs[key] = value, default.key_loc(key)
     return merged
 
@@ -144,9 +143,7 @@ def _workflow(config: MarkedMap, ctx: RuleContext) -> Workflow:
         return Workflow()
     if not isinstance(raw, MarkedMap):
         fail(config.key_loc("workflow"), "workflow: must be a hash")
-    for key in raw:
-        if key not in ("rules", "name", "auto_cancel"):
-            fail(raw.key_loc(key), f'workflow: unknown keyword "{key}"')
+    check_keys(raw, ("rules", "name", "auto_cancel"), None, "workflow")
     name = str(raw["name"]) if raw.get("name") is not None else None
     if "rules" not in raw:
         return Workflow(True, name)
@@ -176,9 +173,7 @@ def _need_entries(raw: object, loc: Loc, job: str) -> list[tuple[str, bool, bool
                 else "needs: each entry must be a job name or a hash with job",
                 job,
             )
-        for key in item:
-            if key not in ("job", "artifacts", "optional", "parallel"):
-                fail(item.key_loc(key), f'needs: unknown keyword "{key}"', job)
+        check_keys(item, ("job", "artifacts", "optional", "parallel"), job, "needs")
         matrix = item["parallel"].get("matrix") if isinstance(item.get("parallel"), MarkedMap) else None
         entries.append(
             (
