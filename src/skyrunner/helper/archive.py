@@ -103,19 +103,26 @@ def create_archive(
     entries: Sequence[Entry],
     kind: ArchiveKind | ArchiveFormat,
     level: CompressionLevel,
-) -> str:
-    """Write ``entries`` of ``root`` to ``dest`` atomically; return the tree's fingerprint."""
+    digest: str | None = None,
+) -> str | None:
+    """Write ``entries`` of ``root`` to ``dest`` atomically; return the fingerprint stored in it.
+
+    ``digest`` is ``fingerprint(entries)`` if the caller has it already (hashing sorts every
+    entry); gzip stores no fingerprint, so none is computed for it and None is returned.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = fingerprint(entries)
+    stored = None
+    if kind == ArchiveKind.ZIP or kind == ArchiveKind.TARZSTD:
+        stored = digest if digest is not None else fingerprint(entries)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            if kind == ArchiveKind.ZIP:
-                write_zip(out, root, entries, zlib_level(level), digest)
-            elif kind == ArchiveKind.TARZSTD:
-                write_tarzstd(out, root, entries, zstd_level(level), digest)
-            else:
+            if stored is None:
                 write_gzip(out, root, entries, zlib_level(level))
+            elif kind == ArchiveKind.ZIP:
+                write_zip(out, root, entries, zlib_level(level), stored)
+            else:
+                write_tarzstd(out, root, entries, zstd_level(level), stored)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp_name, 0o644)
@@ -124,7 +131,7 @@ def create_archive(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    return digest
+    return stored
 
 
 def archive_fingerprint(path: Path) -> str | None:

@@ -129,10 +129,11 @@ def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: Laz
     files = collect_files(project_dir, entry.paths, console, untracked=entry.untracked)
     entries = scan_entries(project_dir, files)
     archive = local_archive(plan, entry.key)
-    if archive_fingerprint(archive) == fingerprint(entries):
+    digest = fingerprint(entries)
+    if archive_fingerprint(archive) == digest:
         console.plain("Archive is up to date!")
         return
-    create_archive(archive, project_dir, entries, plan.cache_format, plan.cache_compression)
+    create_archive(archive, project_dir, entries, plan.cache_format, plan.cache_compression, digest)
     urls = entry.remote.get(entry.key)
     if urls is None:
         return

@@ -79,6 +79,16 @@ def test_round_trip_keeps_content_modes_links_and_fingerprint(
     assert [p.name for p in archive.parent.iterdir()] == ["cache.bin"]
 
 
+@pytest.mark.parametrize("kind", [ArchiveKind.ZIP, ArchiveKind.TARZSTD], ids=str)
+def test_a_precomputed_digest_is_stored_as_given_and_gzip_stores_none(tmp_path: Path, kind: ArchiveKind) -> None:
+    src = tmp_path / "a"
+    entries = scan_entries(src, _make_tree(src))
+    given = fingerprint(entries)
+    assert create_archive(tmp_path / "c", src, entries, kind, CompressionLevel.FASTEST, given) == given
+    assert archive_fingerprint(tmp_path / "c") == given
+    assert create_archive(tmp_path / "g", src, entries, ArchiveKind.GZIP, CompressionLevel.FASTEST, given) is None
+
+
 def test_fingerprint_changes_with_content_size_mode_and_names(tmp_path: Path) -> None:
     names = _make_tree(tmp_path)
     base = fingerprint(scan_entries(tmp_path, names))
