@@ -12,7 +12,7 @@ literal name, optionally ``@group/project``. The pipeline is always a push of th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,14 +117,19 @@ def _check_rule(rule: MarkedMap, allowed: frozenset[str], whens: tuple[str, ...]
             _paths(rule[key], rule, key, job)
 
 
+def _changes_hold(paths: Iterable[str], ctx: RuleContext) -> bool:
+    """Whether a changed file matches one of ``paths`` (rules:changes and only/except:changes)."""
+    if not ctx.checkout.before_sha.strip("0"):
+        return True  # GitLab: changes always holds when there is no previous commit to compare with
+    globs = [glob_regex(ctx.expand(p)) for p in paths]
+    return any(g.match(path) for g in globs for path in ctx.checkout.changed_files)
+
+
 def _holds(rule: MarkedMap, ctx: RuleContext, job: str | None) -> bool:
     if "if" in rule and not expressions.evaluate(rule["if"], ctx.variables):
         return False
-    if "changes" in rule and ctx.checkout.before_sha.strip("0"):
-        # GitLab: changes is always true when there is no previous commit to compare with
-        globs = [glob_regex(ctx.expand(p)) for p in _paths(rule["changes"], rule, "changes", job)]
-        if not any(g.match(path) for g in globs for path in ctx.checkout.changed_files):
-            return False
+    if "changes" in rule and not _changes_hold(_paths(rule["changes"], rule, "changes", job), ctx):
+        return False
     if "exists" in rule:
         globs = [glob_regex(ctx.expand(p).lstrip("/")) for p in _paths(rule["exists"], rule, "exists", job)]
         if not any(g.match(path) for g in globs for path in ctx.checkout.files):
@@ -207,10 +212,7 @@ def _part_holds(part: str, values: Any, ctx: RuleContext) -> bool:
     if part == "variables":
         return any(expressions.evaluate(expr, ctx.variables) for expr in values)
     if part == "changes":
-        if not ctx.checkout.before_sha.strip("0"):
-            return True
-        globs = [glob_regex(ctx.expand(p)) for p in values]
-        return any(g.match(path) for g in globs for path in ctx.checkout.changed_files)
+        return _changes_hold(values, ctx)
     return False  # kubernetes: active: no cluster integration for local pipelines
 
 
