@@ -24,7 +24,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from skyrunner.assembly import build_client, build_executor_factory, build_job_settings, runner_identity
 from skyrunner.config import Config, RunnerConfig
 from skyrunner.errors import ApiAuthError, ApiError, KubernetesApiError
-from skyrunner.executors.base import ExecutorFactory, ExecutorObserver, Slot
+from skyrunner.executors.base import Executor, ExecutorFactory, ExecutorObserver, Slot
 from skyrunner.gitlab.client import CoordinatorClient
 from skyrunner.job.outcome import CancelReason, JobOutcome
+from skyrunner.job.prepare import RunnerIdentity
 from skyrunner.job.runner import JobRunner, ResumePoint
 from skyrunner.job.settings import JobSettings
 
@@ -145,6 +146,7 @@ class RunnerWorker:
     client: CoordinatorClient
     factory: ExecutorFactory
     settings: JobSettings
+    identity: RunnerIdentity
     limit: Capacity
     last_update: str | None = None
     retired: asyncio.Event = field(default_factory=asyncio.Event)
@@ -249,6 +251,7 @@ class RunnerService:
             client=build_client(runner, self._system_id, self._api_observer(runner)),
             factory=build_executor_factory(runner, self._cwd, self._executor_observer),
             settings=build_job_settings(runner, self._system_id),
+            identity=runner_identity(runner),
             limit=Capacity(runner.limit),
         )
         pollers = [
@@ -325,20 +328,28 @@ class RunnerService:
         self._builds_started += 1
         if self._max_builds and self._builds_started >= self._max_builds:
             self._stopping.set()
-        job_info = payload.get("job_info") if isinstance(payload.get("job_info"), dict) else {}
-        project_id = int(job_info.get("project_id") or 0) if isinstance(job_info, dict) else 0
-        slot = self._slots.take(worker.key, project_id)
         job_id = payload.get("id") if isinstance(payload.get("id"), int) else -self._builds_started
         assert isinstance(job_id, int)
+        runner = self._launch(worker, payload, job_id, worker.factory.create(job_id))
+        if self._shutdown is Shutdown.ABORT:
+            runner.cancel(CancelReason.RUNNER_STOPPING)  # recorded now, acted on when the job starts
+
+    def _launch(
+        self, worker: RunnerWorker, payload: Mapping[str, Any], job_id: int, executor: Executor,
+        resume: ResumePoint | None = None,
+    ) -> JobRunner:
+        """Give the job a slot and a JobRunner, register it with its worker and start its task."""
+        job_info = payload.get("job_info")
+        project_id = int(job_info.get("project_id") or 0) if isinstance(job_info, dict) else 0
+        slot = self._slots.take(worker.key, project_id)
         runner = JobRunner(
-            payload, coordinator=worker.client, executor=worker.factory.create(job_id), settings=worker.settings,
-            identity=runner_identity(worker.config), slot=slot,
+            payload, coordinator=worker.client, executor=executor, settings=worker.settings,
+            identity=worker.identity, slot=slot, resume=resume,
         )  # fmt: skip
         worker.jobs[job_id] = runner
         worker.idle.clear()
-        if self._shutdown is Shutdown.ABORT:
-            runner.cancel(CancelReason.RUNNER_STOPPING)
         self._start_job(worker, runner, job_id, project_id, slot)
+        return runner
 
     async def _run_job(self, worker: RunnerWorker, runner: JobRunner, job_id: int, project_id: int, slot: Slot) -> None:
         loop = asyncio.get_running_loop()
@@ -454,17 +465,7 @@ class RunnerService:
             await self._wait_or_stop(worker, ADOPT_EVERY_S * random.uniform(0.9, 1.1))
 
     def _spawn_adopted(self, worker: RunnerWorker, job: AdoptedJob) -> None:
-        assert self._group is not None
-        job_info = job.payload.get("job_info")
-        project_id = int(job_info.get("project_id") or 0) if isinstance(job_info, dict) else 0
-        slot = self._slots.take(worker.key, project_id)
         self._concurrent.claim()
         worker.limit.claim()
         resume = ResumePoint(job.trace_offset, job.trace_crc, job.phase, job.elapsed_s)
-        runner = JobRunner(
-            job.payload, coordinator=worker.client, executor=job.executor, settings=worker.settings,
-            identity=runner_identity(worker.config), slot=slot, resume=resume,
-        )  # fmt: skip
-        worker.jobs[job.job_id] = runner
-        worker.idle.clear()
-        self._start_job(worker, runner, job.job_id, project_id, slot)
+        self._launch(worker, job.payload, job.job_id, job.executor, resume)
