@@ -84,15 +84,6 @@ class JobVariables:
         last = {item.key: item for item in self.items if item.file}
         return {self.file_paths[key]: item.value for key, item in last.items()}
 
-    def masked_values(self) -> list[str]:
-        """Every value to replace by [MASKED] in the trace, expanded and raw."""
-        values: set[str] = set()
-        for item in self.items:
-            if item.masked and item.value:
-                values.add(item.value)
-                values.add(expand(item.value, self._lookup))
-        return sorted(v for v in values if v)
-
     def expand(self, text: str) -> str:
         """Expand ``$VAR``/``${VAR}`` in ``text`` with these variables."""
         return expand(text, self._lookup)

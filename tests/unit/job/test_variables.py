@@ -83,4 +83,3 @@ def test_precedence_and_expansion() -> None:
     assert env["CI_SHARED_ENVIRONMENT"] == "true"
     assert env["GITLAB_ENV"] == "/b/p.tmp/gitlab_runner_env"
     assert variables.files() == {"/b/p.tmp/KEY": "-----BEGIN-----"}
-    assert variables.masked_values() == ["hunter22"]
