@@ -25,6 +25,7 @@ from skyrunner.pipeline.checkout import Checkout, RefType
 from skyrunner.pipeline.model import Variable
 
 __all__ = [
+    "INCLUDE_RULE_KEYS",
     "JOB_RULE_KEYS",
     "WORKFLOW_RULE_KEYS",
     "RuleContext",

@@ -30,6 +30,7 @@ from skyrunner.pipeline._entries import check_keys, parse_strings, parse_variabl
 from skyrunner.pipeline._jobs import DEFAULT_KEYWORDS, JobDraft, draft_job, expand_parallel, matrix_names
 from skyrunner.pipeline._predefined import commit_variables, job_variables
 from skyrunner.pipeline._rules import (
+    INCLUDE_RULE_KEYS,
     WORKFLOW_RULE_KEYS,
     RuleContext,
     match_rules,
@@ -108,7 +109,7 @@ def _include_rules(ctx: RuleContext) -> Callable[[object, Loc], bool]:
             loc,
             None,
             ctx,
-            allowed=frozenset({"if", "changes", "exists", "when"}),
+            allowed=INCLUDE_RULE_KEYS,
             whens=("always", "never"),
         )
         return match is not None and match.when != "never"
