@@ -19,7 +19,7 @@ from skyrunner.executors.shell import ShellExecutorFactory
 from skyrunner.gitlab.client import CoordinatorClient
 from skyrunner.gitlab.models import RunnerInfo
 from skyrunner.job.prepare import RunnerIdentity
-from skyrunner.job.remote_cache import S3CacheSettings
+from skyrunner.job.remote_cache import DEFAULT_REGION, S3CacheSettings
 from skyrunner.job.script import ScriptOptions
 from skyrunner.job.settings import JobSettings
 
@@ -51,7 +51,7 @@ def _remote_cache(runner: RunnerConfig) -> S3CacheSettings | None:
         access_key=s3.access_key or "",
         secret_key=s3.secret_key.get_secret_value() if s3.secret_key else "",
         bucket_name=s3.bucket_name,
-        bucket_location=s3.bucket_location or "us-east-1",
+        bucket_location=s3.bucket_location or DEFAULT_REGION,
         insecure=s3.insecure,
         path=cache.path or "",
         shared=cache.shared,

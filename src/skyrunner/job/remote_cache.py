@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from skyrunner.helper.plan import RemoteCacheUrls
 
-__all__ = ["S3CacheSettings", "object_name", "presign_url", "sign_cache_urls"]
+__all__ = ["DEFAULT_REGION", "S3CacheSettings", "object_name", "presign_url", "sign_cache_urls"]
 
 DEFAULT_SERVER = "s3.amazonaws.com"
 DEFAULT_REGION = "us-east-1"
