@@ -13,7 +13,10 @@ the scripts agree; tests run them under ``sh`` with the paths set through the en
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 from typing import Final
 
 from skyrunner.config import ImageBuilder, KubernetesConfig
@@ -58,8 +61,12 @@ def kaniko_image(cfg: KubernetesConfig) -> str:
     return cfg.serverless.kaniko_image or DEFAULT_KANIKO_IMAGE
 
 
-def render_kaniko_files() -> dict[str, str]:
-    """Run-dir path -> content of the sidecar's loop and of ``skyrunner-build``."""
+@functools.cache
+def render_kaniko_files() -> Mapping[str, str]:
+    """Run-dir path -> content of the sidecar's loop and of ``skyrunner-build``.
+
+    Rendered once (every kaniko job's pod carries them); read-only, as the one copy is shared.
+    """
     package = resources.files(__package__ or "skyrunner.executors.kubernetes")
     rendered = {}
     for path, source in _SOURCES.items():
@@ -67,4 +74,4 @@ def render_kaniko_files() -> dict[str, str]:
         for placeholder, value in _PLACEHOLDERS.items():
             text = text.replace(placeholder, value)
         rendered[path] = text
-    return rendered
+    return MappingProxyType(rendered)
