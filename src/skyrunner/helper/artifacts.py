@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode, urljoin
 
@@ -44,7 +44,7 @@ from skyrunner.helper.plan import (
     JobStatus,
     when_matches,
 )
-from skyrunner.helper.transfer import TransferError, fetch_to_file, make_client, send, with_retries
+from skyrunner.helper.transfer import TransferError, fetch_to_file, make_client, retry_notice, send, with_retries
 from skyrunner.helper.urls import display_url, switch_base
 
 __all__ = ["download_artifacts", "upload_artifacts"]
@@ -62,10 +62,6 @@ def _scratch_dir(plan: HelperPlan) -> Path:
     path = Path(plan.project_dir.rstrip("/") + ".tmp")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _retry_notice(console: Console) -> Callable[[TransferError, float], None]:
-    return lambda exc, delay: console.warning(f"{exc}; retrying in {delay:g}s")
 
 
 # --- download ---------------------------------------------------------------------------------
@@ -110,7 +106,7 @@ def _download_one(client: httpx2.Client, plan: HelperPlan, dep: DependencyEntry,
                 functools.partial(_fetch_dependency, client, plan, dep, token, dest),
                 attempts=plan.artifact_download_attempts,
                 backoff_s=plan.retry_backoff_s,
-                on_retry=_retry_notice(console),
+                on_retry=retry_notice(console),
             )
         except TransferError as exc:
             if exc.status is not None:  # the message already names the dependency
@@ -215,7 +211,7 @@ def _upload_one(plan: HelperPlan, entry: ArtifactEntry, uploader: _Uploader, con
             functools.partial(uploader.post, _upload_url(plan, entry), archive, entry),
             attempts=plan.upload_attempts,
             backoff_s=plan.retry_backoff_s,
-            on_retry=_retry_notice(console),
+            on_retry=retry_notice(console),
         )
 
 

@@ -37,7 +37,7 @@ from skyrunner.helper.plan import (
     JobStatus,
     when_matches,
 )
-from skyrunner.helper.transfer import LazyClient, TransferError, fetch_to_file, send, with_retries
+from skyrunner.helper.transfer import LazyClient, TransferError, fetch_to_file, retry_notice, send, with_retries
 from skyrunner.helper.urls import display_url
 
 __all__ = ["ARCHIVE_NAMES", "local_archive", "restore_caches", "save_caches"]
@@ -97,7 +97,7 @@ class _Restorer:
             lambda: fetch_to_file(self.client.get(), urls.get_url, download),
             attempts=self.plan.restore_cache_attempts,
             backoff_s=self.plan.retry_backoff_s,
-            on_retry=lambda exc, delay: self.console.warning(f"{exc}; retrying in {delay:g}s"),
+            on_retry=retry_notice(self.console),
         )
         if result.status == 404:
             return None
@@ -154,7 +154,7 @@ def _save_one(plan: HelperPlan, entry: CacheEntry, console: Console, client: Laz
         upload,
         attempts=plan.upload_attempts,
         backoff_s=plan.retry_backoff_s,
-        on_retry=lambda exc, delay: console.warning(f"{exc}; retrying in {delay:g}s"),
+        on_retry=retry_notice(console),
     )
 
 

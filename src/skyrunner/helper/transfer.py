@@ -22,6 +22,7 @@ from typing import IO, TypeVar
 import httpx2
 
 from skyrunner.errors import HelperError, cut
+from skyrunner.helper.console import Console
 from skyrunner.helper.urls import display_url
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "backoff_delay",
     "fetch_to_file",
     "make_client",
+    "retry_notice",
     "send",
     "with_retries",
 ]
@@ -178,3 +180,8 @@ def with_retries(
             on_retry(exc, delay)
             sleep(delay)
             attempt += 1
+
+
+def retry_notice(console: Console) -> Callable[[TransferError, float], None]:
+    """The ``on_retry`` of every helper transfer: a warning naming the error and the wait."""
+    return lambda exc, delay: console.warning(f"{exc}; retrying in {delay:g}s")
