@@ -135,8 +135,7 @@ def _inherit(name: str, config: MarkedMap) -> tuple[frozenset[str] | None, tuple
     return (frozenset(defaults) if defaults is not None else None), variables
 
 
-def _with_defaults(name: str, config: MarkedMap, defaults: MarkedMap) -> MarkedMap:
-    allowed, _ = _inherit(name, config)
+def _with_defaults(config: MarkedMap, defaults: MarkedMap, allowed: frozenset[str] | None) -> MarkedMap:
     merged = MarkedMap(config.loc, dict(config), config.key_locs)
     for key, value in defaults.items():
         if key not in merged and (allowed is None or key in allowed):
@@ -195,8 +194,8 @@ def draft_job(name: str, config: object, defaults: MarkedMap, files: Mapping[str
     if len(name) > 255:
         fail(loc, "job names must be at most 255 characters", name[:40])
     _check_keywords(name, config, loc)
-    full = _with_defaults(name, config, defaults)
-    _, inherited = _inherit(name, config)
+    allowed, inherited = _inherit(name, config)
+    full = _with_defaults(config, defaults, allowed)
     when, start_in = _when(full, name)
     # a manual job (job-level when) may fail unless it says otherwise, as in GitLab
     allow_failure: bool = when is When.MANUAL
@@ -272,9 +271,13 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
+def _matrix_name(base: str, combo: tuple[Variable, ...]) -> str:
+    return f"{base}: [{', '.join(v.value for v in combo)}]"
+
+
 def matrix_names(base: str, value: object, loc: Loc) -> list[str]:
     """Return the job names a ``parallel:matrix`` value produces (for ``needs:parallel``)."""
-    return [f"{base}: [{', '.join(v.value for v in combo)}]" for combo in _matrix(value, loc, base)]
+    return [_matrix_name(base, combo) for combo in _matrix(value, loc, base)]
 
 
 def expand_parallel(draft: JobDraft) -> list[PipelineJob]:
@@ -295,8 +298,7 @@ def expand_parallel(draft: JobDraft) -> list[PipelineJob]:
     combos = _matrix(raw["matrix"], raw.key_loc("matrix"), job.name)
     if len(combos) > MAX_PARALLEL:
         fail(loc, f"parallel:matrix: produces more than {MAX_PARALLEL} jobs", job.name)
-    names = matrix_names(job.name, raw["matrix"], raw.key_loc("matrix"))
     return [
-        replace(job, name=name, parallel=ParallelOrigin(job.name, index, len(combos), combo))
-        for index, (name, combo) in enumerate(zip(names, combos, strict=True), start=1)
+        replace(job, name=_matrix_name(job.name, combo), parallel=ParallelOrigin(job.name, index, len(combos), combo))
+        for index, combo in enumerate(combos, start=1)
     ]
