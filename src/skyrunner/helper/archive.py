@@ -39,6 +39,7 @@ __all__ = [
     "EntryKind",
     "UnsafeEntryError",
     "archive_fingerprint",
+    "archive_kind",
     "create_archive",
     "detect_kind",
     "extract_archive",
@@ -92,7 +93,8 @@ def detect_kind(head: bytes) -> ArchiveKind | None:
     return None
 
 
-def _kind_of(path: Path) -> ArchiveKind | None:
+def archive_kind(path: Path) -> ArchiveKind | None:
+    """Tell the format of the archive at ``path`` from its first bytes, never from its name."""
     with open(path, "rb") as source:
         return detect_kind(source.read(4))
 
@@ -137,7 +139,7 @@ def create_archive(
 def archive_fingerprint(path: Path) -> str | None:
     """Return the fingerprint stored in an archive we wrote, or None (missing, foreign, corrupt)."""
     try:
-        kind = _kind_of(path)
+        kind = archive_kind(path)
     except OSError:
         return None
     if kind is ArchiveKind.ZIP:
@@ -155,7 +157,7 @@ def extract_archive(path: Path, root: Path) -> int:
         ArchiveError: unknown format, corrupt or truncated archive.
     """
     target = ExtractTarget(root)
-    kind = _kind_of(path)
+    kind = archive_kind(path)
     try:
         if kind is ArchiveKind.ZIP:
             extract_zip(path, target)

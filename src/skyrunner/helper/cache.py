@@ -20,7 +20,9 @@ from pathlib import Path
 
 from skyrunner.errors import HelperError
 from skyrunner.helper.archive import (
+    ArchiveKind,
     archive_fingerprint,
+    archive_kind,
     create_archive,
     extract_archive,
     fingerprint,
@@ -104,8 +106,7 @@ class _Restorer:
         if result.status != 200:
             raise TransferError(f"{display_url(urls.get_url)}: {result.status} {result.reason}")
         # keep the download under its format's name: the next save compares against it
-        with open(download, "rb") as head:
-            fmt = ArchiveFormat.TARZSTD if head.read(4) == b"\x28\xb5\x2f\xfd" else ArchiveFormat.ZIP
+        fmt = ArchiveFormat.TARZSTD if archive_kind(download) is ArchiveKind.TARZSTD else ArchiveFormat.ZIP
         final = local_archive(self.plan, key, fmt)
         os.replace(download, final)
         return final
