@@ -291,15 +291,12 @@ def _finished_at(pod: Pod) -> datetime | None:
 def started_after_s(pod: Pod, container: str) -> float | None:
     """Seconds from the pod's creation to ``container`` starting (scheduling, pulls, start)."""
     created = pod.metadata.creationTimestamp if pod.metadata is not None else None
-    statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])] if pod.status else []
-    for status in statuses:
-        if status.name != container or status.state is None:
-            continue
-        state = status.state.running or status.state.terminated
-        started: datetime | None = getattr(state, "startedAt", None)
-        if created is not None and started is not None:
-            return max(float((started - created).total_seconds()), 0.0)
-    return None
+    status = container_status(pod, container)
+    if created is None or status is None or status.state is None:
+        return None
+    state = status.state.running or status.state.terminated
+    started: datetime | None = getattr(state, "startedAt", None)
+    return None if started is None else max(float((started - created).total_seconds()), 0.0)
 
 
 def billed_seconds(pod: Pod, now: datetime) -> float:
