@@ -60,10 +60,11 @@ def _parse_variables(values: Sequence[str]) -> dict[str, str]:
 
 def _select(pipeline: Pipeline, names: Sequence[str], file: str) -> tuple[Pipeline, tuple[str, ...]]:
     """Narrow ``pipeline`` to ``names`` (a parallel job's name selects all its instances)."""
+    from skyrunner.pipeline.model import jobs_named
+
     chosen: list[str] = []
     for name in names:
-        found = [j.name for j in pipeline.jobs if j.name == name]
-        found = found or [j.name for j in pipeline.jobs if j.parallel is not None and j.parallel.base == name]
+        found = jobs_named(pipeline.jobs, name)
         if not found:
             known = ", ".join(job.name for job in pipeline.jobs) or "none"
             raise ConfigError(f'{file}: there is no job "{name}" in this pipeline (jobs: {known})')

@@ -38,7 +38,7 @@ from skyrunner.pipeline._rules import (
 )
 from skyrunner.pipeline._yaml import Loc, MarkedMap, fail
 from skyrunner.pipeline.checkout import Checkout, read_source
-from skyrunner.pipeline.model import Need, Pipeline, PipelineJob, Variable, When, Workflow
+from skyrunner.pipeline.model import Need, Pipeline, PipelineJob, Variable, When, Workflow, jobs_named
 
 __all__ = ["build_pipeline", "load_pipeline"]
 
@@ -190,8 +190,7 @@ def _need_entries(raw: object, loc: Loc, job: str) -> list[tuple[str, bool, bool
 def _expand_name(name: str, matrix: object, jobs: Sequence[PipelineJob], loc: Loc) -> list[str]:
     if matrix is not None:
         return matrix_names(name, matrix, loc)
-    exact = [job.name for job in jobs if job.name == name]
-    return exact or [job.name for job in jobs if job.parallel is not None and job.parallel.base == name]
+    return jobs_named(jobs, name)
 
 
 def _resolve_needs(

@@ -12,7 +12,7 @@ built by ``payload.py``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Variable",
     "When",
     "Workflow",
+    "jobs_named",
 ]
 
 
@@ -184,6 +185,15 @@ class Workflow:
     runs: bool = True
     name: str | None = None
     variables: tuple[Variable, ...] = ()
+
+
+def jobs_named(jobs: Sequence[PipelineJob], name: str) -> list[str]:
+    """Return the names ``name`` means among ``jobs`` (for ``needs`` and ``skyrunner exec JOB``).
+
+    The job called ``name``, else every instance of the ``parallel`` job ``name``; none: empty.
+    """
+    exact = [job.name for job in jobs if job.name == name]
+    return exact or [job.name for job in jobs if job.parallel is not None and job.parallel.base == name]
 
 
 @dataclass(frozen=True, slots=True)
