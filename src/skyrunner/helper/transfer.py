@@ -43,16 +43,16 @@ T = TypeVar("T")
 
 
 class TransferError(HelperError):
-    """An HTTP transfer failed; ``retryable`` for network errors, 408, 429 and 5xx."""
+    """An HTTP transfer failed; ``retryable`` when another attempt may succeed.
+
+    Network errors always are; for a status its raiser decides: 5xx for uploads and artifact
+    downloads, 429 too for artifact uploads, none for a cache download.
+    """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
-
-
-def is_retryable_status(status: int) -> bool:
-    return status in (408, 429) or status >= 500
 
 
 def backoff_delay(attempt: int, base_s: float) -> float:
