@@ -170,6 +170,8 @@ class LiveView:
         row.detail = " ".join(x for x in (event.failure_reason or "", event.note) if x)
 
     def job_output(self, name: str, data: bytes) -> None:
+        if self._follow is not None and name != self._follow:
+            return  # only the followed job's tail is ever shown (_shown)
         tail = self._tails.setdefault(name, deque(maxlen=_TAIL_LINES))
         tail.extend(_lines(self._buffers.setdefault(name, bytearray()), data))
 
