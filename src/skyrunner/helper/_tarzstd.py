@@ -277,7 +277,7 @@ def _apply(header: _Header, pax: dict[str, str], long_name: str, long_link: str)
     )
 
 
-def _members(blocks: _Blocks, global_records: dict[str, str]) -> Iterator[tuple[_Header, _MemberData]]:
+def _members(blocks: _Blocks) -> Iterator[tuple[_Header, _MemberData]]:
     """Yield each member with its data; data the caller leaves unread is skipped."""
     pax: dict[str, str] = {}
     long_name = long_link = ""
@@ -289,7 +289,7 @@ def _members(blocks: _Blocks, global_records: dict[str, str]) -> Iterator[tuple[
             if header.kind == b"x":
                 pax.update(parse_pax(data))
             elif header.kind == b"g":
-                global_records.update(parse_pax(data))
+                parse_pax(data)  # nothing global applies to extraction; parsed so a malformed one is still corrupt
             elif header.kind == b"L":
                 long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
             else:
@@ -336,7 +336,7 @@ def extract_tarzstd(path: Path, target: ExtractTarget) -> None:
     """
     try:
         with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw, read_size=_BATCH) as zstd_in:
-            for member, data in _members(_Blocks(zstd_in), {}):
+            for member, data in _members(_Blocks(zstd_in)):
                 _extract_member(member, data, target)
     except (ValueError, zstandard.ZstdError) as exc:
         raise ArchiveError(f"{path.name}: corrupt tar.zst archive: {exc}") from exc

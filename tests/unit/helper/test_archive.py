@@ -197,6 +197,18 @@ def test_truncated_tarzstd_is_corrupt(tmp_path: Path) -> None:
         extract_archive(archive, tmp_path / "out")
 
 
+def test_a_malformed_global_header_is_corrupt(tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        tf.addfile(_member("pax_global_header", tarfile.XGLTYPE, size=8), io.BytesIO(b"abc x=y\n"))
+        tf.addfile(_member("f", size=1), io.BytesIO(b"x"))
+    archive = tmp_path / "g.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    with pytest.raises(ArchiveError, match="corrupt"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "f").exists()
+
+
 @pytest.mark.parametrize(
     "fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT], ids=["pax", "gnu", "ustar"]
 )
