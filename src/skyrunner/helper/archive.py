@@ -169,7 +169,5 @@ def extract_archive(path: Path, root: Path) -> int:
         else:
             raise ArchiveError(f"{path.name}: not a zip, tar.zst or gzip archive")
     except OSError as exc:
-        if isinstance(exc, ArchiveError):  # pragma: no cover - ArchiveError is not an OSError
-            raise
         raise ArchiveError(f"{path.name}: extraction failed: {exc.strerror or exc}") from exc
     return target.count
