@@ -52,7 +52,6 @@ from skyrunner.executors.kubernetes._podstate import (
     describe_end,
     pulled_seconds,
     started_after_s,
-    terminated_state,
 )
 from skyrunner.executors.kubernetes._waiting import Started, wait_for_start
 from skyrunner.executors.kubernetes.connection import Connection
@@ -262,14 +261,11 @@ class KubernetesExecutor:
 
     async def _result(self, container: str) -> PhaseResult:
         view = self._require_view()
-
-        def ended(current: PodView) -> bool | None:
-            pod = current.pod
-            return True if current.gone or (pod is not None and terminated_state(pod, container)) else None
-
         # the log has ended with the container; its terminated state follows in the watch
         for _ in range(END_WAIT_ROUNDS):
-            if await view.wait_for(ended, END_WAIT_S) or (await view.refresh() and ended(view)):
+            if await view.wait_container_ended(container, END_WAIT_S) or (
+                await view.refresh() and view.container_ended(container)
+            ):
                 break
         return describe_end(view.pod, container)
 
@@ -283,7 +279,7 @@ class KubernetesExecutor:
             # soon after the start (an adoption needs a first checkpoint), then every few seconds;
             # longer after a failed write, not to add load to an API server that is struggling
             first = self._tracker.last_written is None and pause <= CHECKPOINT_EVERY_S
-            await view.wait_for(lambda v: v.gone or None, FIRST_CHECKPOINT_S if first else pause)
+            await view.wait_gone(FIRST_CHECKPOINT_S if first else pause)
             point = self._tracker.due(trace.sent)
             if point is None or view.gone or self._deleted:
                 continue
@@ -346,7 +342,7 @@ class KubernetesExecutor:
                 return
             if view is not None and view.pod is not None:
                 await self._finish_pod()
-                await view.wait_for(lambda v: v.gone or None, GONE_WAIT_S)
+                await view.wait_gone(GONE_WAIT_S)
                 self._cost_line()
             for name in self._unowned:
                 await self._factory.api.delete_secret(view.namespace if view else "", name)

@@ -29,7 +29,6 @@ from skyrunner.errors import KubernetesApiError
 from skyrunner.executors.base import TraceWriter
 from skyrunner.executors.kubernetes._checkpoint import Checkpoint, CheckpointTracker, PositionedTrace
 from skyrunner.executors.kubernetes._logparse import LineSplitter, LogCursor, LogRecord
-from skyrunner.executors.kubernetes._podstate import terminated_state
 from skyrunner.executors.kubernetes.pods import PodApi
 from skyrunner.executors.kubernetes.watch import PodView
 
@@ -80,7 +79,7 @@ class LogFollower:
                     return
                 log.info("log stream of %s/%s dropped, resuming: %s", self._view.name, self._container, exc)
                 splitter.discard()
-                await self._view.wait_for(lambda v: v.gone or None, retry * random.uniform(0.8, 1.2))
+                await self._view.wait_gone(retry * random.uniform(0.8, 1.2))
                 retry = min(retry * 2, RETRY_MAX_S)
                 continue
             if await self._terminated():
@@ -104,16 +103,10 @@ class LogFollower:
 
     async def _terminated(self) -> bool:
         """Whether the container has ended (or the pod is gone): wait briefly for the watch."""
-
-        def ended(view: PodView) -> bool | None:
-            if view.gone or (view.pod is not None and terminated_state(view.pod, self._container)):
-                return True
-            return None
-
-        if await self._view.wait_for(ended, TERMINATION_WAIT_S):
+        if await self._view.wait_container_ended(self._container, TERMINATION_WAIT_S):
             return True
         await self._view.refresh()  # the watch may lag behind the log
-        return bool(ended(self._view))  # not known to have ended: read on (the cursor dedupes)
+        return self._view.container_ended(self._container)  # not known to have ended: read on (the cursor dedupes)
 
     async def _ended_without_log(self, exc: KubernetesApiError) -> bool:
         """Whether a failed read means there is nothing (more) to read."""

@@ -30,7 +30,7 @@ from typing import Final, TypeVar
 from lightkube.resources.core_v1 import Event, Pod
 
 from skyrunner.errors import KubernetesApiError
-from skyrunner.executors.kubernetes._podstate import PodEvent
+from skyrunner.executors.kubernetes._podstate import PodEvent, terminated_state
 from skyrunner.executors.kubernetes.pods import PodApi
 
 __all__ = ["NamespaceWatch", "PodView", "PodWatchHub"]
@@ -93,6 +93,18 @@ class PodView:
                 async with asyncio.timeout(left):
                     await changed.wait()
         return found
+
+    def container_ended(self, container: str) -> bool:
+        """Whether ``container`` has terminated, or the pod is gone (nothing of it runs any more)."""
+        return self.gone or (self.pod is not None and terminated_state(self.pod, container) is not None)
+
+    async def wait_container_ended(self, container: str, within_s: float) -> bool:
+        """Wait at most ``within_s`` for :meth:`container_ended`; whether it has."""
+        return bool(await self.wait_for(lambda v: v.container_ended(container) or None, within_s))
+
+    async def wait_gone(self, within_s: float) -> bool:
+        """Wait at most ``within_s`` for the pod to be gone (or just pause until then); whether it is."""
+        return bool(await self.wait_for(lambda v: v.gone or None, within_s))
 
     async def refresh(self) -> bool:
         """Read the pod directly (when the watch may lag); False when the API did not answer.
