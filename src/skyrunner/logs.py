@@ -33,14 +33,16 @@ class SecretFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()  # sorted once per add, not once per record
         self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
         with self._lock:
             self._secrets.update(s for s in secrets if len(s) >= 4)
+            self._longest_first = tuple(sorted(self._secrets, key=len, reverse=True))
 
     def mask(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             text = text.replace(secret, "[MASKED]")
         return _TOKEN.sub(lambda m: m.group(1) + "[MASKED]", text)
 
