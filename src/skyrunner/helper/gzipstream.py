@@ -86,10 +86,21 @@ class _Reader:
         self._pending = data + self._pending
 
     def read_zero_terminated(self) -> bytes:
-        out = bytearray()
-        while (byte := self.read(1)) not in (b"", b"\0"):
-            out += byte
-        return bytes(out)
+        """Consume up to and including the next NUL (or to the end); return what came before it.
+
+        Searches the pending bytes instead of reading one at a time: each one-byte read would
+        copy the rest of a pending chunk of up to 1 MiB.
+        """
+        start = 0
+        while (end := self._pending.find(b"\0", start)) < 0:
+            start = len(self._pending)
+            chunk = self._source.read(_CHUNK)
+            if not chunk:
+                data, self._pending = self._pending, b""
+                return data
+            self._pending += chunk
+        data, self._pending = self._pending[:end], self._pending[end + 1 :]
+        return data
 
 
 class GzipMember:

@@ -11,7 +11,7 @@ import pytest
 
 from skyrunner.helper._entries import ExtractTarget
 from skyrunner.helper.archive import ArchiveError, UnsafeEntryError, scan_entries
-from skyrunner.helper.gzipstream import extract_gzip, read_gzip_members, write_gzip
+from skyrunner.helper.gzipstream import _Reader, extract_gzip, read_gzip_members, write_gzip
 
 
 def _write(root: Path, files: dict[str, bytes]) -> bytes:
@@ -42,6 +42,29 @@ def test_extract_writes_each_member_at_its_comment_path(tmp_path: Path) -> None:
     extract_gzip(io.BytesIO(stream), ExtractTarget(tmp_path / "dst"))
     assert (tmp_path / "dst/x/y.xml").read_bytes() == b"y" * 70_000
     assert (tmp_path / "dst/z.xml").read_bytes() == b"z"
+
+
+class _Trickle(io.RawIOBase):
+    """A source that hands out at most three bytes per read, so headers span reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._data.read(min(size, 3) if size >= 0 else 3)
+
+
+def test_headers_split_across_reads_parse_the_same(tmp_path: Path) -> None:
+    stream = _write(tmp_path, {"reports/a.xml": b"<a/>" * 1000, "a-rather-long-file-name.txt": b"c"})
+    expected = [(m.name, m.comment, data) for m, data in read_gzip_members(io.BytesIO(stream))]
+    trickled = read_gzip_members(_Trickle(stream))  # type: ignore[arg-type]
+    assert [(m.name, m.comment, data) for m, data in trickled] == expected
+
+
+def test_a_zero_terminated_field_ends_at_the_nul_or_the_end() -> None:
+    reader = _Reader(_Trickle(b"name\0rest\0\0tail"))  # type: ignore[arg-type]
+    assert [reader.read_zero_terminated() for _ in range(4)] == [b"name", b"rest", b"", b"tail"]
+    assert reader.read_zero_terminated() == b"" and reader.read(1) == b""
 
 
 def _member(comment: bytes, data: bytes) -> bytes:
