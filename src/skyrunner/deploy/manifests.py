@@ -33,6 +33,7 @@ import yaml
 
 from skyrunner.config import TOKEN_FROM_FILE, Config, ServerlessPlatform, parse_config
 from skyrunner.deploy._deployment import build_deployment
+from skyrunner.deploy.checks import raise_problems
 from skyrunner.deploy.kubeconfig import ClusterCredentials
 from skyrunner.deploy.layout import (
     CONFIG_KEY,
@@ -114,7 +115,7 @@ def render_manifests(
             kube_secret=names.kubeconfig_secret if credentials is not None else None,
         )
     )
-    _check_objects(manifests)
+    raise_problems([problem for manifest in manifests for problem in _object_problems(manifest)])
     return manifests
 
 
@@ -266,12 +267,6 @@ def _config_map(names: ObjectNames, labels: Mapping[str, str], config_toml: str)
         "metadata": _meta(names.config_map, labels, names.namespace),
         "data": {CONFIG_KEY: config_toml, SYSTEM_ID_KEY: system_id_for(names) + "\n"},
     }
-
-
-def _check_objects(manifests: Sequence[Manifest]) -> None:
-    problems = [problem for manifest in manifests for problem in _object_problems(manifest)]
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 def _object_problems(manifest: Manifest) -> Iterator[str]:
