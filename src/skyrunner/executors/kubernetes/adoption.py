@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Pod
 from pydantic import SecretStr
 
@@ -107,8 +108,8 @@ async def adopt_running_jobs(
     jobs: list[AdoptedJob] = []
     deleted = 0
     for pod in pods:
-        job_id = _job_id(pod)
         meta = pod.metadata
+        job_id = _job_id(meta)
         if job_id is None or meta is None or meta.deletionTimestamp is not None or job_id in factory.running():
             continue
         try:
@@ -166,8 +167,9 @@ async def _judge(
     )
 
 
-def _job_id(pod: Pod) -> int | None:
-    labels = (pod.metadata.labels if pod.metadata else None) or {}
+def _job_id(meta: ObjectMeta | None) -> int | None:
+    """The job id label of one of the runner's pods or Secrets."""
+    labels = (meta.labels if meta else None) or {}
     text = str(labels.get(podspec.LABEL_JOB_ID, ""))
     return int(text) if text.isdigit() else None
 
@@ -220,9 +222,7 @@ async def _sweep_secrets(factory: KubernetesExecutorFactory, now: datetime) -> i
         meta = secret.metadata
         if meta is None or meta.ownerReferences or not meta.name or meta.creationTimestamp is None:
             continue
-        text = str((meta.labels or {}).get(podspec.LABEL_JOB_ID, ""))
-        job_id = int(text) if text.isdigit() else None
-        if job_id in factory.running() or (now - meta.creationTimestamp).total_seconds() < ORPHAN_SECRET_AGE_S:
+        if _job_id(meta) in factory.running() or (now - meta.creationTimestamp).total_seconds() < ORPHAN_SECRET_AGE_S:
             continue
         await factory.api.delete_secret(factory.namespace, meta.name)
         deleted += 1
