@@ -36,6 +36,15 @@ LONG_POLL_READ_S: Final = 75.0  # Workhorse holds job requests up to ~50 s
 DEFAULT_READ_S: Final = 60.0
 
 
+def _timeout(read_s: float) -> httpx.Timeout:
+    """Connect within 30 s, write and wait for a pooled connection up to 60 s, read ``read_s``."""
+    return httpx.Timeout(connect=30.0, read=read_s, write=60.0, pool=60.0)
+
+
+_CLIENT_TIMEOUT: Final = _timeout(DEFAULT_READ_S)
+_LONG_POLL_TIMEOUT: Final = _timeout(LONG_POLL_READ_S)
+
+
 @dataclass(frozen=True, slots=True)
 class JobRequestResult:
     """A job request's answer: the payload when a job was assigned, and the queue version."""
@@ -116,7 +125,7 @@ class CoordinatorClient:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._http = httpx.AsyncClient(
             base_url=f"{self.url}/api/v4/",
-            timeout=httpx.Timeout(connect=30.0, read=DEFAULT_READ_S, write=60.0, pool=60.0),
+            timeout=_CLIENT_TIMEOUT,
             headers={"User-Agent": f"skyrunner {info.version} ({info.revision}; {info.executable_arch})"},
             transport=transport,
             verify=verify,
@@ -134,34 +143,28 @@ class CoordinatorClient:
 
     # -- plumbing ----------------------------------------------------------------------------
     async def _send(
-        self, endpoint: str, method: str, path: str, *, job_endpoint: bool = False, read_timeout: float | None = None,
+        self, endpoint: str, method: str, path: str, *, job_endpoint: bool = False, long_poll: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:  # fmt: skip
         """Send one request, retried on ApiUnavailable; errors come back as our exceptions."""
         headers = dict(kwargs.pop("headers", {}))
         headers["X-Request-Id"] = secrets.token_hex(16)
-        timeout = (
-            httpx.Timeout(connect=30.0, read=read_timeout, write=60.0, pool=60.0) if read_timeout else None
-        )
         async for attempt in stamina.retry_context(
             on=_backoff, attempts=RETRY_ATTEMPTS, timeout=None, wait_initial=RETRY_WAIT_INITIAL_S,
             wait_max=RETRY_WAIT_MAX_S, wait_jitter=RETRY_WAIT_INITIAL_S,
         ):  # fmt: skip
             with attempt:
-                response = await self._once(endpoint, method, path, headers, timeout, kwargs)
+                response = await self._once(endpoint, method, path, headers, long_poll, kwargs)
                 raise_for_status(response, endpoint, job_endpoint=job_endpoint)
                 return response
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _once(
-        self, endpoint: str, method: str, path: str, headers: dict[str, str], limits: httpx.Timeout | None,
-        kwargs: dict[str, Any],
+        self, endpoint: str, method: str, path: str, headers: dict[str, str], long_poll: bool, kwargs: dict[str, Any],
     ) -> httpx.Response:  # fmt: skip
+        timeout = _LONG_POLL_TIMEOUT if long_poll else httpx.USE_CLIENT_DEFAULT
         try:
-            if limits is None:
-                response = await self._http.request(method, path, headers=headers, **kwargs)
-            else:
-                response = await self._http.request(method, path, headers=headers, timeout=limits, **kwargs)
+            response = await self._http.request(method, path, headers=headers, timeout=timeout, **kwargs)
         except httpx.TransportError as exc:
             if self._on_response:
                 self._on_response(endpoint, 0)
@@ -233,7 +236,7 @@ class CoordinatorClient:
             body["last_update"] = last_update
         response = await self._send(
             "request_job", "POST", "jobs/request", json=body, headers=self._runner_headers(),
-            read_timeout=LONG_POLL_READ_S,
+            long_poll=True,
         )  # fmt: skip
         if response.status_code == 204:
             return JobRequestResult(None, response.headers.get("X-GitLab-Last-Update") or last_update)

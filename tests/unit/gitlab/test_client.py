@@ -163,3 +163,17 @@ def test_features_declare_exactly_what_each_executor_implements() -> None:
     assert not shell["image"] and not shell["services"] and shell["shared"]
     assert kube["image"] and kube["services"] and not kube["shared"]
     assert not shell["terminal"] and not shell["session"] and not shell["vault_secrets"]
+
+
+async def test_only_the_job_request_waits_longer_for_its_answer() -> None:
+    seen: dict[str, object] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.url.path.rsplit("/", 1)[-1]] = request.extensions["timeout"]
+        return httpx.Response(204 if request.url.path.endswith("request") else 200, json={"id": 1, "token": "t"})
+
+    async with client(handler) as api:
+        await api.request_job(None)
+        await api.verify()
+    limits = {"connect": 30.0, "write": 60.0, "pool": 60.0}
+    assert seen == {"request": {**limits, "read": 75.0}, "verify": {**limits, "read": 60.0}}
