@@ -81,7 +81,6 @@ class JobSecret:
     """The files of the Secret volume: run directory, plan, file variables."""
     file_targets: tuple[str, ...]
     """Where each file variable goes, in the order of ``files/<n>``."""
-    has_docker_config: bool
 
 
 def build_job_secret(
@@ -121,9 +120,8 @@ def build_job_secret(
             f"holds ({SECRET_SIZE_LIMIT})"
         )
     return JobSecret(
-        data=data, job_env=job_env, service_env=tuple(services), items=tuple(items),
-        file_targets=tuple(targets), has_docker_config=kaniko_config is not None,
-    )  # fmt: skip
+        data=data, job_env=job_env, service_env=tuple(services), items=tuple(items), file_targets=tuple(targets)
+    )
 
 
 def _run_items(run_files: Mapping[str, str], data: dict[str, str]) -> list[SecretItem]:

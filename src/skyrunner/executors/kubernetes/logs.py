@@ -61,7 +61,6 @@ class LogFollower:
         self._positioned = trace if isinstance(trace, PositionedTrace) else None
         self.cursor = cursor or LogCursor()
         self._tracker = tracker
-        self.reads = 0  # streams opened, for tests and the runner log
 
     async def run(self) -> None:
         """Write the container's log to the trace until the container has ended."""
@@ -69,7 +68,6 @@ class LogFollower:
         while True:
             splitter = LineSplitter()
             since = self.cursor.resume()
-            self.reads += 1
             try:
                 async for chunk in self._api.follow_log(self._view.namespace, self._view.name, self._container, since):
                     self._write(splitter.feed(chunk))
