@@ -33,6 +33,7 @@ __all__ = [
     "fingerprint",
     "safe_relative_name",
     "scan_entries",
+    "within",
 ]
 
 _COPY_CHUNK = 1 << 20
@@ -99,6 +100,11 @@ def fingerprint(entries: Sequence[Entry]) -> str:
     return digest.hexdigest()
 
 
+def within(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` or below it; both normalised the same way (real or lexical)."""
+    return path == root or path.startswith(root + os.sep)
+
+
 def safe_relative_name(name: str) -> str | None:
     """Return an entry name as a clean relative path, None for the root itself.
 
@@ -134,16 +140,13 @@ class ExtractTarget:
         self._checked: set[str] = {""}
         self.count = 0
 
-    def _inside(self, real: str) -> bool:
-        return real == self._real_root or real.startswith(self._real_root + os.sep)
-
     def _destination(self, name: str) -> tuple[str, Path] | None:
         rel = safe_relative_name(name)
         if rel is None:
             return None
         parent = rel.rpartition("/")[0]
         if parent not in self._checked:
-            if not self._inside(os.path.realpath(self.root / parent)):
+            if not within(os.path.realpath(self.root / parent), self._real_root):
                 raise UnsafeEntryError(f"archive entry {name!r} goes through a link leaving the project directory")
             (self.root / parent).mkdir(parents=True, exist_ok=True)
             self._checked.add(parent)
@@ -183,7 +186,7 @@ class ExtractTarget:
             raise UnsafeEntryError(f"archive entry {name!r} replaces the project directory with a link")
         rel, dest = found
         if os.path.isabs(target):
-            inside = self._inside(os.path.normpath(target)) or self._inside_lexically(target)
+            inside = within(os.path.normpath(target), self._real_root) or self._inside_lexically(target)
         else:
             resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
             inside = resolved != ".." and not resolved.startswith("../") and not os.path.isabs(resolved)
@@ -195,9 +198,7 @@ class ExtractTarget:
         self.count += 1
 
     def _inside_lexically(self, target: str) -> bool:
-        root = os.path.normpath(str(self.root.absolute()))
-        norm = os.path.normpath(target)
-        return norm == root or norm.startswith(root + os.sep)
+        return within(os.path.normpath(target), os.path.normpath(str(self.root.absolute())))
 
     def write_file(self, name: str, source: ByteSource, mode: int = 0o644, mtime: int | None = None) -> None:
         """Copy ``source`` into a regular file entry (replacing a file, link or directory there).

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from skyrunner.helper._entries import within
 from skyrunner.helper.console import Console
 from skyrunner.helper.globbing import GlobPattern, matches_any, parse_glob
 
@@ -49,16 +50,14 @@ def _walk(root: Path, start: str) -> Iterator[tuple[str, bool]]:
                 pending.append(rel)
 
 
-def _inside(root: Path, rel: str) -> bool:
+def _inside(root: Path, real_root: str, rel: str) -> bool:
     """True when the literal start of a walk does not pass through a link leading out."""
-    real_root = os.path.realpath(root)
-    parent = os.path.realpath(os.path.dirname(root / rel)) if rel else real_root
-    return parent == real_root or parent.startswith(real_root + os.sep)
+    return not rel or within(os.path.realpath(os.path.dirname(root / rel)), real_root)
 
 
-def _expand(root: Path, pattern: GlobPattern) -> set[str]:
+def _expand(root: Path, real_root: str, pattern: GlobPattern) -> set[str]:
     start = pattern.literal_prefix
-    if not _inside(root, start):
+    if not _inside(root, real_root, start):
         return set()
     if pattern.is_literal:
         return {rel for rel, _ in _walk(root, start)}
@@ -102,6 +101,7 @@ def collect_files(
 ) -> list[str]:
     """Return the sorted relative paths (files, directories, links) to archive from ``root``."""
     selected: set[str] = set()
+    real_root = os.path.realpath(root)
     for text in paths:
         patterns = parse_glob(text, str(root))
         if patterns is None:
@@ -109,7 +109,7 @@ def collect_files(
             continue
         found: set[str] = set()
         for pattern in patterns:
-            found |= _expand(root, pattern)
+            found |= _expand(root, real_root, pattern)
         if found:
             console.plain(f"{text}: found {len(found)} matching artifact files and directories")
         else:
