@@ -283,16 +283,22 @@ class KubernetesExecutor:
             point = self._tracker.due(trace.sent)
             if point is None or view.gone or self._deleted:
                 continue
-            try:
-                await self._factory.api.annotate_pod(
-                    view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
-                )
-            except KubernetesApiError as exc:
+            if (error := await self._write_checkpoint(view, point)) is None:
+                pause = CHECKPOINT_EVERY_S
+            else:
                 pause = min(pause * 2, CHECKPOINT_BACKOFF_MAX_S)
-                log.warning("job %d: checkpoint not written, next try in %.0fs: %s", self._job_id, pause, exc)
-                continue
-            pause = CHECKPOINT_EVERY_S
-            self._tracker.written(point)
+                log.warning("job %d: checkpoint not written, next try in %.0fs: %s", self._job_id, pause, error)
+
+    async def _write_checkpoint(self, view: PodView, point: Checkpoint) -> KubernetesApiError | None:
+        """Annotate the pod with ``point``; the API's error, if any, is the caller's to handle."""
+        try:
+            await self._factory.api.annotate_pod(
+                view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
+            )
+        except KubernetesApiError as exc:
+            return exc
+        self._tracker.written(point)
+        return None
 
     # -- stop and cleanup --------------------------------------------------------------------------
     async def stop(self, reason: CancelReason) -> None:
@@ -320,15 +326,8 @@ class KubernetesExecutor:
         self._detached = True
         trace = self._trace
         point = self._tracker.due(trace.sent) if isinstance(trace, PositionedTrace) else None
-        if point is not None:
-            try:
-                await self._factory.api.annotate_pod(
-                    view.namespace, view.name, {podspec.ANNOTATION_CHECKPOINT: render_checkpoint(point)}
-                )
-            except KubernetesApiError as exc:
-                log.warning("job %d: last checkpoint not written before leaving the pod: %s", self._job_id, exc)
-            else:
-                self._tracker.written(point)
+        if point is not None and (error := await self._write_checkpoint(view, point)) is not None:
+            log.warning("job %d: last checkpoint not written before leaving the pod: %s", self._job_id, error)
         log.info(
             "job %d: leaving pod %s/%s running for the next runner process", self._job_id, view.namespace, view.name
         )
