@@ -147,17 +147,23 @@ def decode_header(block: bytes) -> _Header | None:
 
 
 def parse_pax(data: bytes) -> dict[str, str]:
-    """Parse PAX records (``<len> <key>=<value>\\n``)."""
+    """Parse PAX records (``<len> <key>=<value>\\n``).
+
+    Raises ValueError (the archive is corrupt) on a length that is not decimal digits, does not
+    cover its own ``<len> `` prefix, runs past the header or does not end at a newline, as Go's
+    archive/tar does: trusting it would loop forever on ``0`` or read outside the record.
+    """
     records: dict[str, str] = {}
     offset = 0
     while offset < len(data):
         space = data.find(b" ", offset)
-        if space < 0:
-            break
-        length = int(data[offset:space])
-        key, _, value = data[space + 1 : offset + length - 1].partition(b"=")
+        digits = data[offset:space] if space > offset else b""
+        end = offset + int(digits) if digits.isdigit() else -1
+        if end <= space + 1 or end > len(data) or data[end - 1 : end] != b"\n":
+            raise ValueError(f"malformed PAX record at offset {offset}")
+        key, _, value = data[space + 1 : end - 1].partition(b"=")
         records[key.decode()] = value.decode("utf-8", "surrogateescape")
-        offset += length
+        offset = end
     return records
 
 

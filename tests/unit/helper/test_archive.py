@@ -210,6 +210,25 @@ def test_a_malformed_global_header_is_corrupt(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "record",
+    [b"0 x=y\n", b"-6 x=y\n", b"3 x=y\n", b"99 x=y\n", b"6 x=y\n0 x=y\n", b"6 x=yz"],
+    ids=["zero", "negative", "shorter-than-its-prefix", "past-the-end", "zero-after-a-good-one", "no-newline"],
+)
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.XGLTYPE], ids=["local", "global"])
+def test_a_pax_record_with_an_impossible_length_is_corrupt(tmp_path: Path, record: bytes, kind: bytes) -> None:
+    """A record length must cover its own "<len> " prefix and stay inside the header (a 0 once looped forever)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        tf.addfile(_member("pax_header", kind, size=len(record)), io.BytesIO(record))
+        tf.addfile(_member("f", size=1), io.BytesIO(b"x"))
+    archive = tmp_path / "p.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    with pytest.raises(ArchiveError, match="corrupt"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "f").exists()
+
+
+@pytest.mark.parametrize(
     "fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT], ids=["pax", "gnu", "ustar"]
 )
 def test_reads_tar_written_by_others(tmp_path: Path, fmt: int) -> None:
