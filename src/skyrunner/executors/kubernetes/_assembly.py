@@ -107,7 +107,7 @@ def assemble(
     names: PodNames,
     platform: Platform,
     table: SpecTable,
-    patches: Sequence[tuple[PodSpecPatch, str]],
+    patch_files: Mapping[str, str],
 ) -> PodManifests:
     """``podspec.build_pod``."""
     report = BuildReport()
@@ -125,7 +125,7 @@ def assemble(
     sized, size = size_containers(_requests(cfg, env, plans, report), annotations, platform, table, report)
     annotations = {**annotations, **(size.annotations if size else {})}
     spec = _pod_spec(job, cfg, env, names, parts, plans, sized.containers, report)
-    spec_dict = apply_patches(spec.to_dict(), _patch_list(cfg, patches, report), report)
+    spec_dict = apply_patches(spec.to_dict(), _patch_list(cfg, patch_files, report), report)
     patched = cast(PodSpec, PodSpec.from_dict(spec_dict))
     _check_patched(spec_dict, patched, report)
     report.raise_errors(f"job {job.spec.id}: cannot build its pod")
@@ -281,20 +281,19 @@ def _identity(
     return account, pull_secrets
 
 
-def _patch_list(
-    cfg: KubernetesConfig, given: Sequence[tuple[PodSpecPatch, str]], report: BuildReport
-) -> list[tuple[PodSpecPatch, str]]:
-    """The config's patches in order, each with its loaded text; then any others given."""
-    texts = {patch.name: text for patch, text in given}
+def _patch_list(cfg: KubernetesConfig, files: Mapping[str, str], report: BuildReport) -> list[tuple[PodSpecPatch, str]]:
+    """The config's patches in order, each with its own text: inline, or its ``patch_path``'s.
+
+    Paired by the patch itself, never by name: names need not be unique, and gitlab-runner
+    applies every patch.
+    """
     ordered = []
     for patch in cfg.pod_spec:
-        if patch.name in texts:
-            ordered.append((patch, texts.pop(patch.name)))
-        elif patch.patch:
-            ordered.append((patch, patch.patch))
-        else:
+        text = patch.patch or (files.get(patch.patch_path) if patch.patch_path else None)
+        if text is None:
             report.error(f'{CONFIG} pod_spec "{patch.name}": patch_path {patch.patch_path} was not loaded')
-    ordered += [(patch, text) for patch, text in given if patch.name in texts]
+        else:
+            ordered.append((patch, text))
     return ordered
 
 

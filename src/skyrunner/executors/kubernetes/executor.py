@@ -120,9 +120,9 @@ class KubernetesExecutor:
         try:
             namespace = podspec.resolve_namespace(factory.cfg, job.variables)
             names = podspec.pod_names(self._job_id, factory.short_token, namespace)
-            patches = await asyncio.to_thread(_read_patches, factory.cfg.pod_spec)
+            files = await asyncio.to_thread(_read_patch_files, factory.cfg.pod_spec)
             manifests = podspec.build_pod(
-                job, factory.cfg, names=names, platform=self._platform, table=factory.table, patches=patches
+                job, factory.cfg, names=names, platform=self._platform, table=factory.table, patch_files=files
             )
         except ConfigError as exc:
             if self._attach is not None:
@@ -419,20 +419,17 @@ async def _create_pod(api: PodApi, pod: Pod) -> Pod:
         return existing
 
 
-def _read_patches(patches: tuple[PodSpecPatch, ...]) -> list[tuple[PodSpecPatch, str]]:
-    """Pair each ``[[runners.kubernetes.pod_spec]]`` with its text, reading ``patch_path``."""
-    out = []
+def _read_patch_files(patches: tuple[PodSpecPatch, ...]) -> dict[str, str]:
+    """``patch_path`` -> text, for each ``[[runners.kubernetes.pod_spec]]`` read from a file."""
+    out = {}
     for patch in patches:
-        if patch.patch_path:
+        if patch.patch_path and patch.patch_path not in out:
             try:
-                text = Path(patch.patch_path).read_text()
+                out[patch.patch_path] = Path(patch.patch_path).read_text()
             except OSError as exc:
                 raise ConfigError(
                     f"kubernetes pod_spec {patch.name!r}: patch_path {patch.patch_path}: {exc.strerror}"
                 ) from exc
-            out.append((patch, text))
-        else:
-            out.append((patch, patch.patch or ""))
     return out
 
 

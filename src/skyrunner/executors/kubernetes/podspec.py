@@ -53,8 +53,9 @@ name Kubernetes refuses, a platform refusal) is reported in one ``ConfigError``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final, cast
 
 from lightkube.models.meta_v1 import OwnerReference
@@ -62,7 +63,7 @@ from lightkube.resources.core_v1 import Pod, Secret
 from pydantic import SecretStr
 
 from skyrunner._version import VERSION
-from skyrunner.config import KubernetesConfig, PodSpecPatch
+from skyrunner.config import KubernetesConfig
 from skyrunner.executors.base import PreparedJob
 from skyrunner.executors.kubernetes._names import PodNames, pod_names, token_slug
 from skyrunner.executors.kubernetes.sizing import BUILD_CONTAINER, PodSize
@@ -211,13 +212,13 @@ def build_pod(
     names: PodNames,
     platform: Platform,
     table: SpecTable,
-    patches: Sequence[tuple[PodSpecPatch, str]] = (),
+    patch_files: Mapping[str, str] = MappingProxyType({}),
 ) -> PodManifests:
     """Build the pod and Secrets of ``job``; see the module docstring for the layout.
 
-    ``platform`` is resolved already (``auto`` is the runtime's to detect). ``patches`` pairs
-    each ``[[runners.kubernetes.pod_spec]]`` with its text (the runtime reads ``patch_path``);
-    a config patch left out is taken from its inline ``patch``.
+    ``platform`` is resolved already (``auto`` is the runtime's to detect). ``patch_files`` holds
+    the text of each ``patch_path`` of the ``[[runners.kubernetes.pod_spec]]`` patches (the runtime
+    reads them); an inline patch carries its own.
 
     Raises:
         ConfigError: anything that would make the pod fail or be refused, all in one message.
@@ -225,7 +226,7 @@ def build_pod(
     # Imported here: the assembly reads this module's constants, which are defined above.
     from skyrunner.executors.kubernetes._assembly import assemble
 
-    return assemble(job, cfg, names=names, platform=platform, table=table, patches=patches)
+    return assemble(job, cfg, names=names, platform=platform, table=table, patch_files=patch_files)
 
 
 def resolve_namespace(cfg: KubernetesConfig, variables: JobVariables) -> str:

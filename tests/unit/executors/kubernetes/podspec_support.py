@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,11 +129,15 @@ def build(
     job: PreparedJob,
     cfg: KubernetesConfig,
     platform: Platform = Platform.NONE,
-    patches: Sequence[tuple[PodSpecPatch, str]] = (),
+    patches: Sequence[PodSpecPatch] = (),
     namespace: str = "ci",
+    patch_files: Mapping[str, str] | None = None,
 ) -> PodManifests:
+    """The manifests of ``job``; ``patches`` are added to the config's ``pod_spec``."""
     names = pod_names(job.spec.id, SHORT_TOKEN, namespace)
-    return build_pod(job, cfg, names=names, platform=platform, table=TABLE, patches=patches)
+    if patches:
+        cfg = cfg.model_copy(update={"pod_spec": (*cfg.pod_spec, *patches)})
+    return build_pod(job, cfg, names=names, platform=platform, table=TABLE, patch_files=patch_files or {})
 
 
 def manifest_dicts(manifests: PodManifests) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,6 @@ from jsonschema import ValidationError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Pod
 
-from skyrunner.config import PatchType, PodSpecPatch
 from skyrunner.executors.kubernetes._metadata import go_duration
 from skyrunner.executors.kubernetes._names import (
     is_dns_label,
@@ -21,6 +21,7 @@ from skyrunner.executors.kubernetes._names import (
     sanitize_label_value,
     secret_key,
 )
+from skyrunner.executors.kubernetes.executor import _read_patch_files
 from skyrunner.executors.kubernetes.podspec import (
     BUILD,
     DEFAULT_HELPER_IMAGE,
@@ -371,9 +372,24 @@ def test_config_patches_inline_and_loaded_in_config_order() -> None:
         '[[pod_spec]]\nname = "inline"\npatch_type = "merge"\npatch = "hostname: a\\nsubdomain: x"\n'
         '[[pod_spec]]\nname = "file"\npatch_type = "merge"\npatch_path = "/etc/skyrunner/patch.yaml"'
     )
-    loaded = PodSpecPatch(name="file", patch_type=PatchType.MERGE, patch_path="/etc/skyrunner/patch.yaml")
-    spec = build(prepared(payload()), cfg, patches=[(loaded, "subdomain: b")]).pod.to_dict()["spec"]
+    manifests = build(prepared(payload()), cfg, patch_files={"/etc/skyrunner/patch.yaml": "subdomain: b"})
+    spec = manifests.pod.to_dict()["spec"]
     assert (spec["hostname"], spec["subdomain"]) == ("a", "b")
+
+
+@pytest.mark.parametrize("middle", ["inline", "file"])
+def test_config_patches_of_one_name_each_apply_their_own_text(tmp_path: Path, middle: str) -> None:
+    """Names need not be unique: gitlab-runner applies every pod_spec patch, in order, by its own text."""
+    (tmp_path / "patch.yaml").write_text("hostname: b\nsubdomain: s")
+    source = 'patch = "hostname: b\\nsubdomain: s"' if middle == "inline" else f'patch_path = "{tmp_path}/patch.yaml"'
+    cfg = kube(
+        '[[pod_spec]]\nname = "p"\npatch_type = "merge"\npatch = "hostname: a\\nsubdomain: x\\nschedulerName: one"\n'
+        f'[[pod_spec]]\nname = "p"\npatch_type = "merge"\n{source}\n'
+        '[[pod_spec]]\nname = "p"\npatch_type = "merge"\npatch = "hostname: c"\n'
+    )
+    # the texts as the executor reads them before it builds the pod
+    spec = build(prepared(payload()), cfg, patch_files=_read_patch_files(cfg.pod_spec)).pod.to_dict()["spec"]
+    assert (spec["hostname"], spec["subdomain"], spec.get("schedulerName")) == ("c", "s", "one")
 
 
 def test_affinity_keeps_label_keys_and_lists() -> None:

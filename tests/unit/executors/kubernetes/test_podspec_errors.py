@@ -31,11 +31,11 @@ class Case:
     masked: tuple[str, ...] = ()
     body: dict[str, Any] = field(default_factory=dict)
     platform: Platform = Platform.NONE
-    patches: tuple[tuple[PodSpecPatch, str], ...] = ()
+    patches: tuple[PodSpecPatch, ...] = ()
 
 
-def _patch(kind: PatchType, text: str, name: str = "p") -> tuple[PodSpecPatch, str]:
-    return PodSpecPatch(name=name, patch_type=kind, patch=text), text
+def _patch(kind: PatchType, text: str, name: str = "p") -> PodSpecPatch:
+    return PodSpecPatch(name=name, patch_type=kind, patch=text)
 
 
 ERRORS = [

@@ -197,7 +197,7 @@ def _secure_and_placed() -> PodManifests:
 def _patched(kind: PatchType, text: str) -> Callable[[], PodManifests]:
     def make() -> PodManifests:
         patch = PodSpecPatch(name=f"{kind.value}-patch", patch_type=kind, patch=text)
-        return build(prepared(payload()), kube(), patches=[(patch, text)])
+        return build(prepared(payload()), kube(), patches=[patch])
 
     return make
 
