@@ -18,9 +18,11 @@ executors production uses:
   in ``_localhttp``.
 
 Lifecycle: entering the context binds the listening socket, so ``url`` is known and requests
-queue in its backlog at once, and starts the HTTP server in the background: aiohttp takes a fifth
-of a second to import (it builds two TLS contexts), which happens in a thread while the first
-jobs start rather than before them. A failure to start it cancels whoever entered the context.
+queue in its backlog at once. The HTTP server starts when the first connection arrives, or at once
+with ``serve_now`` (jobs that will call: sources over HTTP, artifacts): aiohttp takes a quarter of
+a second to import (it builds two TLS contexts), which a pipeline of shell jobs without artifacts
+never needs, and which otherwise happens in a thread while jobs run rather than before them. A
+failure to start it cancels whoever entered the context.
 
 Jobs are registered with :meth:`LocalCoordinator.add_job` before their JobRunner starts; the
 scheduler reads the outcome back with :meth:`LocalCoordinator.record`.
@@ -111,8 +113,10 @@ class LocalCoordinator:
         project_path: str,
         *,
         on_trace: Callable[[int, bytes], None] | None = None,
+        serve_now: bool = False,
     ) -> None:
         self._workspace = workspace
+        self._serve_now = serve_now
         self._pipeline_id = pipeline_id
         self._project_path = project_path.strip("/")
         self._on_trace = on_trace
@@ -131,7 +135,10 @@ class LocalCoordinator:
         except BaseException:
             await self._stack.aclose()
             raise
-        tasks.create_task(self._start_http(listening), name="local-coordinator:http")
+        if self._serve_now:
+            tasks.create_task(self._start_http(listening), name="local-coordinator:http")
+        else:
+            self._serve_on_first_connection(listening, tasks)
         self.url = f"http://127.0.0.1:{listening.getsockname()[1]}"
         return self
 
@@ -139,6 +146,18 @@ class LocalCoordinator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
+
+    def _serve_on_first_connection(self, listening: socket.socket, tasks: asyncio.TaskGroup) -> None:
+        """Start the HTTP server once ``listening`` has a connection waiting (it stays queued)."""
+        loop = asyncio.get_running_loop()
+        fd = listening.fileno()
+
+        def connected() -> None:
+            loop.remove_reader(fd)  # the server watches the socket from now on
+            tasks.create_task(self._start_http(listening), name="local-coordinator:http")
+
+        loop.add_reader(fd, connected)
+        self._stack.callback(loop.remove_reader, fd)  # before the task group exits: no late start
 
     async def _start_http(self, listening: socket.socket) -> None:
         await asyncio.to_thread(importlib.import_module, _HTTP_MODULE)

@@ -193,8 +193,11 @@ class PipelineScheduler:
         self._pipeline_id = self._workspace.next_pipeline_id()
         sha = await asyncio.to_thread(snapshot_worktree, self._checkout, self._workspace, self._pipeline_id)
         checkout = replace(self._checkout, sha=sha)
+        # Jobs that fetch over HTTP or upload artifacts will call it: start the server with them.
+        uploads = any(job.artifacts is not None for job in self._pipeline.jobs)
+        serve_now = self._setup.sources is SourcesAccess.HTTP or uploads
         coordinator = LocalCoordinator(
-            self._workspace, self._pipeline_id, checkout.project_path, on_trace=self._on_trace
+            self._workspace, self._pipeline_id, checkout.project_path, on_trace=self._on_trace, serve_now=serve_now
         )
         async with coordinator, asyncio.TaskGroup() as group:
             settings = replace(self._setup.settings, server_url=coordinator.url)

@@ -111,10 +111,12 @@ async def _git_over_http(*args: str) -> tuple[int, str]:
     return await process.wait(), output.decode()
 
 
+@pytest.mark.parametrize("serve_now", [False, True], ids=["on-first-connection", "at-once"])
 async def test_sources_are_served_over_git_http_to_running_jobs_only(
-    coordinator: tuple[LocalCoordinator, list[tuple[int, bytes]]], make_repo: Callable[..., Path], tmp_path: Path
+    make_repo: Callable[..., Path], tmp_path: Path, serve_now: bool
 ) -> None:
-    local, _ = coordinator
+    local = LocalCoordinator(Workspace(tmp_path), 3, "group/project", serve_now=serve_now)
+    local.add_job(7, "unit: [a/b]", TOKEN)
     source = make_repo({"README.md": "served\n"})
     git(tmp_path, "clone", "-q", "--bare", str(source), str(Workspace(tmp_path).repo))
     async with local:
