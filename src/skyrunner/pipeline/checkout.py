@@ -24,6 +24,7 @@ __all__ = ["Checkout", "RefType", "read_checkout", "read_source"]
 
 ZERO_SHA = "0" * 40
 LOCAL_NAMESPACE = "local"
+_SHOW_FORMAT = "%H%x00%P%x00%an <%ae>%x00%cI%x00%B"  # sha, parents, author, date, message
 
 
 class RefType(enum.StrEnum):
@@ -100,10 +101,10 @@ def project_path_from_url(url: str) -> str | None:
     return "/".join(parts[-2:]) if match is None else "/".join(parts)
 
 
-def _ref(root: Path, sha: str) -> tuple[str, RefType]:
-    branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
-    if branch and branch.strip():
-        return branch.strip(), RefType.BRANCH
+def _ref(root: Path, sha: str, head: str) -> tuple[str, RefType]:
+    """The branch (``head``: HEAD's short name, ``HEAD`` when detached), else the tag, of ``sha``."""
+    if head and head != "HEAD":
+        return head, RefType.BRANCH
     tag = _git(root, "describe", "--tags", "--exact-match", sha, check=False)
     if tag and tag.strip():
         return tag.strip(), RefType.TAG
@@ -153,25 +154,37 @@ def _changed(root: Path, before_sha: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(changed))
 
 
+def _root_and_head(path: Path) -> tuple[Path, str]:
+    """Return the checkout's top directory and HEAD's short name as ``symbolic-ref --short`` has it.
+
+    One ``rev-parse`` asks both (``--abbrev-ref=loose`` shortens as ``symbolic-ref --short``
+    does; a detached HEAD is ``HEAD``); when it fails, the top directory alone says why.
+
+    Raises:
+        ConfigError: ``path`` is not inside a git checkout, or it has no commit yet.
+    """
+    both = _git(path, "rev-parse", "--show-toplevel", "--abbrev-ref=loose", "HEAD", check=False)
+    top, _, head = (both or "").removesuffix("\n").rpartition("\n")
+    if top.strip():
+        return Path(top.strip()), head.strip()
+    top = _git(path, "rev-parse", "--show-toplevel", check=False)
+    if not top:
+        raise ConfigError(f"{path}: not a git checkout")
+    raise ConfigError(f"{top.strip()}: the checkout has no commit yet")
+
+
 def read_checkout(path: Path) -> Checkout:
     """Read the git checkout that contains ``path``.
 
     Raises:
         ConfigError: ``path`` is not inside a git checkout, or it has no commit yet.
     """
-    top = _git(path, "rev-parse", "--show-toplevel", check=False)
-    if not top:
-        raise ConfigError(f"{path}: not a git checkout")
-    root = Path(top.strip())
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
-    if not head:
-        raise ConfigError(f"{root}: the checkout has no commit yet")
-    sha = head.strip()
-    parent = _git(root, "rev-parse", "--verify", "-q", "HEAD^", check=False)
-    before_sha = parent.strip() if parent else "0" * len(sha)
-    ref_name, ref_type = _ref(root, sha)
-    show = _git(root, "show", "-s", "--format=%an <%ae>%x00%cI%x00%B", "HEAD") or "\0\0"
-    author, timestamp, message = [*show.split("\0", 2), "", ""][:3]
+    root, head = _root_and_head(path)
+    show = _git(root, "show", "-s", "--no-show-signature", f"--format={_SHOW_FORMAT}", "HEAD") or "\0\0\0\0"
+    sha, parents, author, timestamp, message = [*show.split("\0", 4), "", "", "", ""][:5]
+    parent = parents.split(" ", 1)[0].strip()  # HEAD^: the first parent
+    before_sha = parent or "0" * len(sha)
+    ref_name, ref_type = _ref(root, sha, head)
     remote = (_git(root, "remote", "get-url", "origin", check=False) or "").strip()
     project_path = (project_path_from_url(remote) if remote else None) or f"{LOCAL_NAMESPACE}/{root.name}"
     return Checkout(

@@ -57,6 +57,25 @@ def test_tag_checkout(make_repo: MakeRepo) -> None:
     assert (checkout.ref_name, checkout.ref_type) == ("v1.0", RefType.TAG)
 
 
+def test_merge_commit_and_ambiguous_branch_names_read_as_git_names_them(make_repo: MakeRepo) -> None:
+    root = make_repo({"a.txt": "a\n"})
+    git(root, "checkout", "-q", "-b", "side")
+    git(root, "commit", "-q", "--allow-empty", "-m", "side")
+    git(root, "checkout", "-q", "main")
+    git(root, "commit", "-q", "--allow-empty", "-m", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    git(root, "tag", "main")  # a tag named like the branch: symbolic-ref --short says heads/main
+    checkout = read_checkout(root)
+    assert checkout.before_sha == git(root, "rev-parse", "--verify", "HEAD^").strip()  # the first parent
+    assert checkout.ref_name == git(root, "symbolic-ref", "--short", "HEAD").strip() == "heads/main"
+    assert checkout.commit_title == "merge side"
+    git(root, "checkout", "-q", "-b", "origin")
+    git(root, "update-ref", "refs/remotes/origin/HEAD", "HEAD")  # strict shortening would say heads/origin
+    assert read_checkout(root).ref_name == "origin"
+    git(root, "checkout", "-q", "--detach", "side")
+    assert (read_checkout(root).ref_name, read_checkout(root).ref_type) == ("HEAD", RefType.BRANCH)
+
+
 def test_first_commit_in_a_sha256_repository(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
