@@ -167,10 +167,10 @@ def _root_and_head(path: Path) -> tuple[Path, str]:
     top, _, head = (both or "").removesuffix("\n").rpartition("\n")
     if top.strip():
         return Path(top.strip()), head.strip()
-    top = _git(path, "rev-parse", "--show-toplevel", check=False)
-    if not top:
+    alone = _git(path, "rev-parse", "--show-toplevel", check=False)
+    if not alone:
         raise ConfigError(f"{path}: not a git checkout")
-    raise ConfigError(f"{top.strip()}: the checkout has no commit yet")
+    raise ConfigError(f"{alone.strip()}: the checkout has no commit yet")
 
 
 def read_checkout(path: Path) -> Checkout:
