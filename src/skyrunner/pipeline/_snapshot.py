@@ -82,22 +82,27 @@ class _Git:
         return None
 
 
-def _user_git_paths(checkout: Checkout, *names: str) -> list[Path]:
-    """Return the absolute paths of ``names`` inside the checkout's git directory (one git call)."""
+def _user_git_paths(checkout: Checkout, *names: str) -> tuple[list[Path], str]:
+    """Return the absolute paths of ``names`` inside the checkout's git directory, and the tree of
+    ``checkout.sha`` (one git call).
+    """
     env = {k: v for k, v in os.environ.items() if k not in _REPO_VARIABLES}
     args = [arg for name in names for arg in ("--git-path", name)]
     done = subprocess.run(
-        ["git", "rev-parse", "--path-format=absolute", *args],
+        ["git", "rev-parse", "--path-format=absolute", *args, f"{checkout.sha}^{{tree}}"],
         cwd=checkout.root, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    paths = done.stdout.splitlines()
-    if done.returncode != 0 or len(paths) != len(names):
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or len(lines) != len(names) + 1:
         raise ConfigError(f"{checkout.root}: git rev-parse failed: {cut(done.stderr)}")
-    return [Path(path) for path in paths]
+    return [Path(path) for path in lines[:-1]], lines[-1]
 
 
-def _prepare_repo(checkout: Checkout, workspace: Workspace) -> Path:
-    """Create ``repo.git`` if needed, point its alternates at the checkout's objects; return its index."""
+def _prepare_repo(checkout: Checkout, workspace: Workspace) -> tuple[Path, str]:
+    """Create ``repo.git`` if needed, point its alternates at the checkout's objects.
+
+    Returns the checkout's index and the tree of ``checkout.sha``.
+    """
     repo = workspace.repo
     if not (repo / "HEAD").exists():
         fmt = [f"--object-format={checkout.object_format}"] if checkout.object_format != "sha1" else []
@@ -106,13 +111,13 @@ def _prepare_repo(checkout: Checkout, workspace: Workspace) -> Path:
         )
         if done.returncode != 0:
             raise ConfigError(f"{repo}: git init failed: {cut(done.stderr)}")
-    objects, user_exclude, user_index = _user_git_paths(checkout, "objects", "info/exclude", "index")
+    (objects, user_exclude, user_index), head_tree = _user_git_paths(checkout, "objects", "info/exclude", "index")
     (repo / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (repo / "objects" / "info" / "alternates").write_text(f"{objects}\n")
     excludes = user_exclude.read_text(errors="replace") if user_exclude.is_file() else ""
     (repo / "info").mkdir(exist_ok=True)
     (repo / "info" / "exclude").write_text(f"{excludes.rstrip()}\n/{STATE_DIR}/\n".lstrip())
-    return user_index
+    return user_index, head_tree
 
 
 def _stage_worktree(git: _Git, checkout: Checkout, workspace: Workspace, user_index: Path) -> str:
@@ -139,10 +144,10 @@ def snapshot_worktree(checkout: Checkout, workspace: Workspace, pipeline_id: int
     Raises:
         ConfigError: git failed (the message names the checkout and the git command).
     """
-    user_index = _prepare_repo(checkout, workspace)
+    user_index, head_tree = _prepare_repo(checkout, workspace)
     git = _Git(checkout, workspace)
     tree = _stage_worktree(git, checkout, workspace, user_index)
-    if tree == git.run("rev-parse", f"{checkout.sha}^{{tree}}"):
+    if tree == head_tree:
         sha = checkout.sha
     else:
         message = f"skyrunner exec: the working tree of {checkout.ref_name}, uncommitted changes included"
