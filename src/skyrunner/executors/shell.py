@@ -6,7 +6,8 @@ sh. The sequencer runs each stage body in a session of its own (``setsid``), so 
 timeout (SIGTERM to the sequencer, which stops the stage and runs after_script) and an abort
 (SIGKILL to both sessions) reach every process the job started. The builds dir is
 ``<builds_dir>/<short token>/<concurrent project id>/<project path>`` as in gitlab-runner, kept
-between jobs so that ``GIT_STRATEGY=fetch`` can reuse it.
+between jobs so that ``GIT_STRATEGY=fetch`` can reuse it. Helper steps go to the runner's
+helper fork server when it is up (``executors/helper_server.py``), else start the helper.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Final
 
 from skyrunner.errors import ExecutorError
 from skyrunner.executors.base import JobLayout, PhaseResult, PreparedJob, Slot, TraceWriter
+from skyrunner.executors.helper_server import CLIENT_SCRIPT, shared_helper_server
 from skyrunner.helper.plan import render_plan
 from skyrunner.job.outcome import CancelReason
 from skyrunner.job.script import Phase, parse_stage_results
@@ -46,6 +48,8 @@ class ShellExecutorFactory:
         self.cache_dir = cache_dir
         self.short_token = short_token
         self.shell = shell
+        self.helper_server = shared_helper_server()
+        self.helper_server.warm_up()  # ready by the first job, usually: no job waits for it
 
     def create(self, job_id: int) -> ShellExecutor:
         return ShellExecutor(self, job_id)
@@ -65,6 +69,7 @@ class ShellExecutor:
         self._stop_reason: CancelReason | None = None
         self._force_kill: asyncio.TimerHandle | None = None
         self._shell = "sh"
+        self._helper_socket: str | None = None
 
     def layout(self, slot: Slot, project_path: str) -> JobLayout:
         builds = self._factory.builds_dir.resolve()
@@ -84,6 +89,7 @@ class ShellExecutor:
         trace.write_line(f"Using Shell ({shell}) executor...")
         self._shell = "bash" if shell == "bash" else "sh"
         self._job = job
+        self._helper_socket = self._factory.helper_server.ready_socket()
         try:
             await asyncio.to_thread(_write_run_dir, job)
         except OSError as exc:
@@ -183,6 +189,8 @@ class ShellExecutor:
         )
         if self._factory.shell:
             env["SKYRUNNER_SHELL"] = self._factory.shell
+        if self._helper_socket is not None:
+            env.update(SKYRUNNER_HELPER_SOCKET=self._helper_socket, SKYRUNNER_HELPER_CLIENT=CLIENT_SCRIPT)
         return env
 
 

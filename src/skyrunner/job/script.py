@@ -154,7 +154,15 @@ def _commands(lines: Sequence[str], *, sections: bool, first_index: int = 0) -> 
 
 
 def _helper(command: str) -> str:
-    return f'"${{SKYRUNNER_PYTHON:-python3}}" -m skyrunner.helper {command} --plan "$SKYRUNNER_PLAN"\n'
+    """Run a helper step: through the runner's fork server when it offers one (shell executor)."""
+    args = f'{command} --plan "$SKYRUNNER_PLAN"'
+    return (
+        'if [ -n "${SKYRUNNER_HELPER_SOCKET:-}" ]; then\n'
+        f'  "$SKYRUNNER_PYTHON" -I -S "$SKYRUNNER_HELPER_CLIENT" {args}\n'
+        "else\n"
+        f'  "${{SKYRUNNER_PYTHON:-python3}}" -m skyrunner.helper {args}\n'
+        "fi\n"
+    )
 
 
 def _body(heading: str, *parts: str) -> str:

@@ -123,6 +123,19 @@ def test_prepare_phase_calls_the_helper_and_hooks(tmp_path: Path) -> None:
     assert "Getting source from Git repository" in out
 
 
+def test_with_a_helper_server_the_prepare_phase_calls_its_client(tmp_path: Path) -> None:
+    run_dir = prepare_run_dir(tmp_path, job(["true"]))
+    env = {
+        **env_for(run_dir, "bash"),
+        "SKYRUNNER_HELPER_SOCKET": "/run/h.sock",
+        "SKYRUNNER_HELPER_CLIENT": "/x/client.py",
+    }
+    done = subprocess.run(["sh", str(run_dir / "sequencer.sh"), "prepare"], env=env, capture_output=True, timeout=30)
+    assert done.returncode == 0
+    # the fake python drops its first two arguments: here -I -S, then the client runs the step
+    assert "helper /x/client.py sources --plan plan.json" in done.stdout.decode()
+
+
 @pytest.mark.parametrize("sequencer", ["sh", "bash"])
 def test_sigterm_stops_the_script_and_runs_after_script(tmp_path: Path, sequencer: str) -> None:
     payload = job(["echo started", "sleep 37.25 & sleep 37.5", "echo never"], after=["echo after=$CI_JOB_STATUS"])
