@@ -30,7 +30,7 @@ from skyrunner.cli._app import EXIT_ERROR, skyrunner
 from skyrunner.errors import ConfigError
 
 # The rest is imported when the command runs: the runner, aiohttp and rich cost every other
-# command half a second of start-up otherwise.
+# command half a second of start-up otherwise (and rich is imported only for a terminal).
 if TYPE_CHECKING:
     from skyrunner.cli._exec_view import LiveView, PlainView
     from skyrunner.config import RunnerConfig
@@ -157,7 +157,7 @@ async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> Pipe
 
 
 def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: dict[str, Any]) -> PipelineResult:
-    from skyrunner.cli._exec_view import LiveView, PlainView, console_for, render_summary
+    from skyrunner.cli._exec_view import LiveView, PlainConsole, PlainView, console_for, render_summary
     from skyrunner.pipeline.scheduler import PipelineScheduler
     from skyrunner.pipeline.workspace import open_workspace
 
@@ -173,7 +173,7 @@ def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: d
         follow = opts["follow"]
         view: PlainView | LiveView
         showing: contextlib.AbstractContextManager[None]
-        if console.is_terminal:
+        if not isinstance(console, PlainConsole) and console.is_terminal:
             view = LiveView(console, pipeline, follow)
             showing = view.running()
         else:

@@ -11,32 +11,33 @@ Two observers of the scheduler (``PipelineObserver``):
 
 Both end with :func:`render_summary`. Job output is shown as the trace has it after masking; it
 never goes to the runner log.
+
+rich costs a twentieth of a second to import and render, so it is imported only when used: off a
+terminal, :func:`console_for` returns a :class:`PlainConsole`, and tables and lines that rich would
+print unchanged (printable ASCII within its 200 columns) are written directly; anything else goes
+through rich, as before.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TextIO
-
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from skyrunner.pipeline.model import Pipeline
 from skyrunner.pipeline.schedule import JobStatus
 
 if TYPE_CHECKING:  # the scheduler brings the whole runner: --list does without it
+    from rich.console import Console, RenderableType
+
     from skyrunner.pipeline.scheduler import JobEvent, PipelineResult
 
-__all__ = ["LiveView", "PlainView", "console_for", "render_list", "render_summary"]
+__all__ = ["LiveView", "PlainConsole", "PlainView", "console_for", "render_list", "render_summary"]
 
 _SECTION: Final = re.compile(rb"section_(?:start|end):\d+:[^\r\n]*\r\x1b\[0K")
 _ANSI: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -53,11 +54,73 @@ _STYLE: Final = {
 }
 
 
-def console_for(stream: TextIO) -> Console:
-    """A console on ``stream``: colours on a terminal, plain wide text elsewhere."""
+_PLAIN_WIDTH: Final = 200
+_PRINTABLE: Final = re.compile(r"[ -~]*")  # what rich prints as it is: no tabs, controls, wide characters
+
+
+class PlainConsole:
+    """Off a terminal, rich's ``Console(width=200, no_color=True)`` for :func:`render_list` and
+    :func:`render_summary`: it writes what that console would, and lends it (:meth:`rich`) the rest.
+    """
+
+    is_terminal: Final = False
+
+    def __init__(self, stream: TextIO) -> None:
+        self.file = stream
+        self._rich: Console | None = None
+
+    def rich(self) -> Console:
+        if self._rich is None:
+            from rich.console import Console
+
+            self._rich = Console(file=self.file, width=_PLAIN_WIDTH, no_color=True, highlight=False, emoji=False)
+        return self._rich
+
+    def write_table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+        """Write a borderless table as rich lays it out (cells padded, two spaces apart), when every
+        cell is printable ASCII and the table fits the width; return whether it did.
+        """
+        cells = [*headers, *(cell for row in rows for cell in row)]
+        if not all(_PRINTABLE.fullmatch(cell) and cell == cell.strip() for cell in cells):
+            return False
+        widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+        if min(widths) == 0 or sum(widths) + 2 * (len(widths) - 1) > _PLAIN_WIDTH:
+            return False
+        for row in (headers, *rows):
+            self.file.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + "\n")
+        self.file.flush()
+        return True
+
+    def write_line(self, line: str) -> bool:
+        """Write ``line`` when rich would print it unchanged; return whether it did."""
+        if len(line) > _PLAIN_WIDTH or not _PRINTABLE.fullmatch(line) or line != line.rstrip():
+            return False
+        self.file.write(f"{line}\n")
+        self.file.flush()
+        return True
+
+
+def console_for(stream: TextIO) -> Console | PlainConsole:
+    """A console on ``stream``: colours on a terminal, plain wide text elsewhere.
+
+    Off a terminal, unless the environment tells rich to treat ``stream`` as one (``TTY_COMPATIBLE``,
+    ``FORCE_COLOR``), a :class:`PlainConsole`: rich is not imported for it.
+    """
+    if not stream.isatty() and not _rich_sees_a_terminal():
+        return PlainConsole(stream)
+    from rich.console import Console
+
     if stream.isatty():
         return Console(file=stream, highlight=False)
-    return Console(file=stream, width=200, no_color=True, highlight=False, emoji=False)
+    return Console(file=stream, width=_PLAIN_WIDTH, no_color=True, highlight=False, emoji=False)
+
+
+def _rich_sees_a_terminal() -> bool:
+    """Whether rich's ``Console.is_terminal`` would say yes whatever the stream (its environment rules)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    return bool(os.environ.get("FORCE_COLOR"))
 
 
 def status_word(status: JobStatus, allowed_failure: bool = False) -> str:
@@ -151,6 +214,8 @@ class LiveView:
         self._tails: dict[str, deque[str]] = {}
         self._buffers: dict[str, bytearray] = {}
         self._notes: list[str] = []
+        from rich.live import Live
+
         self._live = Live(console=console, get_renderable=self._render, refresh_per_second=8, transient=True)
 
     @contextmanager
@@ -179,6 +244,12 @@ class LiveView:
         self._notes.append(text)
 
     def _render(self) -> RenderableType:
+        from rich import box
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(box=None, show_header=False, padding=(0, 1), expand=False)
         now = time.monotonic()
         for name, row in self._rows.items():
@@ -206,36 +277,68 @@ class LiveView:
         return self._follow or self._latest
 
 
-def render_list(console: Console, pipeline: Pipeline) -> None:
+def render_list(console: Console | PlainConsole, pipeline: Pipeline) -> None:
     """Print the pipeline's stages and jobs (when, needs, allow_failure) without running it."""
-    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, expand=False, pad_edge=False)
-    for column in ("stage", "job", "when", "needs", "allow_failure"):
-        table.add_column(column)
+    headers = ("stage", "job", "when", "needs", "allow_failure")
+    rows = []
     for stage in pipeline.stages:
         for job in (j for j in pipeline.jobs if j.stage == stage):
             needs = "-" if job.needs is None else ("[]" if not job.needs else ", ".join(n.job for n in job.needs))
             allowed = "true" if job.allow_failure else (f"exit codes {list(job.exit_codes)}" if job.exit_codes else "")
-            table.add_row(*(Text(cell) for cell in (stage, job.name, job.when.value, needs, allowed)))
-    console.print(table)
+            rows.append((stage, job.name, job.when.value, needs, allowed))
+    if isinstance(console, PlainConsole) and console.write_table(headers, rows):
+        return
+    _rich_table(console, headers, [[(cell, "") for cell in row] for row in rows])
 
 
-def render_summary(console: Console, result: PipelineResult, elapsed_s: float) -> None:
+def render_summary(console: Console | PlainConsole, result: PipelineResult, elapsed_s: float) -> None:
     """Print one line per job, then the pipeline's verdict and where the logs are."""
-    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, expand=False, pad_edge=False)
-    for column in ("job", "stage", "status", "duration", "details"):
-        table.add_column(column)
+    headers = ("job", "stage", "status", "duration", "details")
+    rows = []
     for job in result.jobs:
-        style, _ = _STYLE[job.status]
         details = [job.failure_reason or ""]
         if job.exit_code is not None:
             details.append(f"exit code {job.exit_code}")
         if job.attempts > 1:
             details.append(f"{job.attempts} attempts")
-        table.add_row(
-            Text(job.name), Text(job.stage), Text(status_word(job.status, job.allowed_failure), style=style),
-            _duration(job.duration_s) if job.attempts else "", Text(", ".join(d for d in details if d)),
-        )  # fmt: skip
-    console.print(table)
-    verdict = Text("failed", style="bold red") if result.failed else Text("passed", style="bold green")
-    console.print(Text.assemble(f"pipeline #{result.pipeline_id} ", verdict, f" in {_duration(elapsed_s)}"))
-    console.print(Text(f"logs: {result.logs_dir}"))
+        status = (status_word(job.status, job.allowed_failure), _STYLE[job.status][0])
+        duration = _duration(job.duration_s) if job.attempts else ""
+        rows.append([(job.name, ""), (job.stage, ""), status, (duration, ""), (", ".join(d for d in details if d), "")])
+    verdict, style = ("failed", "bold red") if result.failed else ("passed", "bold green")
+    heading, tail, logs = f"pipeline #{result.pipeline_id} ", f" in {_duration(elapsed_s)}", f"logs: {result.logs_dir}"
+    plain = console if isinstance(console, PlainConsole) else None
+    if plain is None or not plain.write_table(headers, [[text for text, _ in row] for row in rows]):
+        _rich_table(console, headers, rows, duration_column=3)
+    if plain is None or not plain.write_line(heading + verdict + tail):
+        from rich.text import Text
+
+        _rich_console(console).print(Text.assemble(heading, Text(verdict, style=style), tail))
+    if plain is None or not plain.write_line(logs):
+        from rich.text import Text
+
+        _rich_console(console).print(Text(logs))
+
+
+def _rich_console(console: Console | PlainConsole) -> Console:
+    return console.rich() if isinstance(console, PlainConsole) else console
+
+
+def _rich_table(
+    console: Console | PlainConsole,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[tuple[str, str]]],
+    duration_column: int | None = None,
+) -> None:
+    """Print a table with rich: ``rows`` of (text, style) cells; the duration column's are markup."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    rich = _rich_console(console)
+    table = Table(box=box.SIMPLE_HEAD if rich.is_terminal else None, expand=False, pad_edge=False)
+    for column in headers:
+        table.add_column(column)
+    for row in rows:
+        cells = (text if i == duration_column else Text(text, style=style) for i, (text, style) in enumerate(row))
+        table.add_row(*cells)
+    rich.print(table)
