@@ -24,7 +24,8 @@ Protocol (a Unix stream socket, in a directory only the runner's user can enter)
 
 Other process attributes (resource limits, signal dispositions) are the server's, i.e. the
 runner's, not the caller's: the helper changes none of them, and a ``pre_get_sources_script``
-that does only affects its own shell.
+that does only affects its own shell. (The server raises its own descriptor limit, two per
+running step, and gives each child the runner's back.)
 
 The server prints ``ready`` on stdout once it listens and exits, killing its children, when its
 stdin (the lifeline, a pipe from the runner) reaches end of file, so it never outlives the runner.
@@ -35,10 +36,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import resource
 import selectors
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -107,11 +110,12 @@ def read_request(conn: socket.socket) -> Request:
         raise
 
 
-def _run_child(request: Request, inherited: list[int]) -> None:
+def _run_child(request: Request, inherited: list[int], files_limit: tuple[int, int]) -> None:
     """In the forked child: become the caller's helper process, run the step, exit."""
     try:
         for fd in inherited:
             os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, files_limit)
         os.setpgid(0, 0)
         for target, fd in enumerate(request.fds):
             os.dup2(fd, target)
@@ -129,8 +133,10 @@ def _run_child(request: Request, inherited: list[int]) -> None:
         from skyrunner.helper.__main__ import main
 
         code = main(request.argv)
-    except SystemExit as exc:  # argparse's usage errors
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # argparse's usage errors, as the interpreter handles them
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
     except BaseException:  # as an uncaught exception would: a traceback, status 1
         import traceback
 
@@ -158,8 +164,8 @@ class _Child:
 class _Server:
     """One selector loop: the listening socket, the lifeline, and per child a pidfd and a connection."""
 
-    def __init__(self, listener: socket.socket, lifeline: int) -> None:
-        self.listener, self.lifeline = listener, lifeline
+    def __init__(self, listener: socket.socket, lifeline: int, files_limit: tuple[int, int]) -> None:
+        self.listener, self.lifeline, self.files_limit = listener, lifeline, files_limit
         self.selector = selectors.EpollSelector()
         self.selector.register(listener, selectors.EVENT_READ, ("accept", 0))
         self.selector.register(lifeline, selectors.EVENT_READ, ("lifeline", 0))
@@ -181,20 +187,42 @@ class _Server:
                     self._reap(pid)
 
     def _accept(self) -> None:
-        conn, _ = self.listener.accept()
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as exc:  # out of descriptors: the client waits in the backlog meanwhile
+            _complain(f"cannot accept a request: {exc.strerror}")
+            time.sleep(0.05)
+            return
         conn.settimeout(REQUEST_TIMEOUT_S)
         try:
             request = read_request(conn)
         except (OSError, ValueError) as exc:
-            print(f"skyrunner helper fork server: refused a request: {exc}", file=sys.stderr, flush=True)
+            _complain(f"refused a request: {exc}")
             conn.close()
             return
+        try:
+            self._start_child(conn, request)
+        except OSError as exc:  # no fork (out of processes or memory): the step fails, saying why
+            with contextlib.suppress(OSError):
+                os.write(request.fds[1], f"ERROR: cannot start the helper step: {exc.strerror}\n".encode())
+                conn.sendall((1).to_bytes(LENGTH_BYTES, "big"))
+            conn.close()
+        finally:
+            for fd in request.fds:
+                os.close(fd)
+
+    def _start_child(self, conn: socket.socket, request: Request) -> None:
         pid = os.fork()
         if pid == 0:
-            _run_child(request, [*self._own_fds(), conn.fileno()])
-        for fd in request.fds:
-            os.close(fd)
-        child = _Child(conn, os.pidfd_open(pid))
+            _run_child(request, [*self._own_fds(), conn.fileno()], self.files_limit)
+        with contextlib.suppress(OSError):  # the child does it too; whoever is first, a signal finds the group
+            os.setpgid(pid, pid)
+        try:
+            child = _Child(conn, os.pidfd_open(pid))
+        except OSError:
+            self._signal(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         self.children[pid] = child
         conn.setblocking(False)
         self.selector.register(conn, selectors.EVENT_READ, ("client", pid))
@@ -246,6 +274,18 @@ class _Server:
             self._reap(pid)
 
 
+def _complain(text: str) -> None:
+    print(f"skyrunner helper fork server: {text}", file=sys.stderr, flush=True)
+
+
+def _raise_files_limit() -> tuple[int, int]:
+    """Allow as many descriptors as the hard limit (two per running step); return the old limits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, hard
+
+
 def _preload() -> None:
     """Import every step's code now, so that no child pays for it."""
     import skyrunner.helper.__main__
@@ -264,7 +304,7 @@ def serve(path: str, lifeline: int = 0) -> None:
     listener.listen(64)
     gc.freeze()  # what is imported by now is shared with every child; the collector leaves it
     print("ready", flush=True)
-    _Server(listener, lifeline).run()
+    _Server(listener, lifeline, _raise_files_limit()).run()
 
 
 if __name__ == "__main__":
