@@ -12,7 +12,6 @@ not fail failed or was canceled, else 0.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import os
@@ -30,7 +29,8 @@ from skyrunner.cli._app import EXIT_ERROR, skyrunner
 from skyrunner.errors import ConfigError
 
 # The rest is imported when the command runs: the runner, aiohttp and rich cost every other
-# command half a second of start-up otherwise (and rich is imported only for a terminal).
+# command half a second of start-up otherwise (rich is imported only for a terminal, asyncio
+# only to run jobs: --list does without both).
 if TYPE_CHECKING:
     from skyrunner.cli._exec_view import LiveView, PlainView
     from skyrunner.config import RunnerConfig
@@ -141,6 +141,8 @@ def _configure_logging(ctx: click.Context) -> None:
 
 
 async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> PipelineResult:
+    import asyncio
+
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -157,6 +159,8 @@ async def _run(scheduler: PipelineScheduler, view: PlainView | LiveView) -> Pipe
 
 
 def _execute(ctx: click.Context, pipeline: Pipeline, checkout: Checkout, opts: dict[str, Any]) -> PipelineResult:
+    import asyncio
+
     from skyrunner.cli._exec_view import LiveView, PlainConsole, PlainView, console_for, render_summary
     from skyrunner.pipeline.scheduler import PipelineScheduler
     from skyrunner.pipeline.workspace import open_workspace
