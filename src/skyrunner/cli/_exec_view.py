@@ -78,10 +78,12 @@ class PlainConsole:
 
     def write_table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
         """Write a borderless table as rich lays it out (cells padded, two spaces apart), when every
-        cell is printable ASCII and the table fits the width; return whether it did.
+        cell is printable ASCII, no header has markup and the table fits the width; return whether it did.
         """
         cells = [*headers, *(cell for row in rows for cell in row)]
         if not all(_PRINTABLE.fullmatch(cell) and cell == cell.strip() for cell in cells):
+            return False
+        if any("[" in header for header in headers):  # rich reads headers as markup
             return False
         widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
         if min(widths) == 0 or sum(widths) + 2 * (len(widths) - 1) > _PLAIN_WIDTH:

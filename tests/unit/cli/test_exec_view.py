@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
@@ -39,6 +39,7 @@ _CELL = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 5).flatmap(lambda n: st.tuples(st.lists(_CELL, min_size=n, max_size=n),
                                                       st.lists(st.lists(_CELL, min_size=n, max_size=n), max_size=6))))  # fmt: skip
+@example(([r"\["], []))  # markup in a header
 def test_a_table_written_without_rich_is_what_rich_prints(table: tuple[list[str], list[list[str]]]) -> None:
     headers, rows = table
     out = io.StringIO()
