@@ -72,6 +72,17 @@ def _select(pipeline: Pipeline, names: Sequence[str], file: str) -> tuple[Pipeli
     return pipeline.select(chosen), tuple(chosen)
 
 
+def _warm_up_helper() -> None:
+    """Start the helper fork server now, beside the rest of start-up, not when the executor is made.
+
+    It needs ~0.2 s to be ready, and a job that finds it not ready starts the helper itself: begun
+    after the runner's imports, it missed the first job.
+    """
+    from skyrunner.executors.helper_server import shared_helper_server
+
+    shared_helper_server().warm_up()
+
+
 def _architecture() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
@@ -238,6 +249,8 @@ def _exec_pipeline(ctx: click.Context, jobs: tuple[str, ...], opts: dict[str, An
     from skyrunner.pipeline.checkout import read_checkout
     from skyrunner.pipeline.loader import load_pipeline
 
+    if opts["executor"] == "shell" and not opts["list_only"]:
+        _warm_up_helper()
     directory = (opts["directory"] or Path.cwd()).resolve()
     variables = _parse_variables(opts["variables"])
     checkout = read_checkout(directory)

@@ -26,13 +26,12 @@ import threading
 from pathlib import Path
 from typing import Final
 
-from skyrunner.helper import forkclient
-
 __all__ = ["CLIENT_SCRIPT", "HelperServer", "shared_helper_server"]
 
 log = logging.getLogger(__name__)
 
-CLIENT_SCRIPT: Final = str(Path(forkclient.__file__).resolve())
+# By path, not by importing it: importing skyrunner.helper would cost what warming up early saves.
+CLIENT_SCRIPT: Final = str(Path(__file__).resolve().parent.parent / "helper" / "forkclient.py")
 READY_TIMEOUT_S: Final = 20.0
 STOP_TIMEOUT_S: Final = 5.0
 MAX_STARTS: Final = 3  # a server that keeps dying is not worth a fourth try
