@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,3 +401,57 @@ def test_the_example_pipeline_as_the_readme_runs_it(tmp_path: Path) -> None:
     assert (repo / ".skyrunner" / "logs" / "1" / "package.log").is_file()
     archives = list((repo / ".skyrunner" / "artifacts" / "1").glob("*/*.zip"))
     assert len(archives) == 2  # build's dist/ and package's greet.tar.gz
+
+
+def _fork_servers() -> set[int]:
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"skyrunner.helper.forkserver" in (proc / "cmdline").read_bytes():
+                    found.add(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_jobs_fetch_through_the_helper_fork_server_which_ends_with_the_run(tmp_path: Path) -> None:
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    fetches = tmp_path / "fetches.log"
+    # a git that notes, for each fetch, the command line of its caller's parent: the fork server
+    # when the helper step was forked by it, the stage's shell when the helper was started anew
+    (wrappers / "git").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = fetch ]; then\n'
+        "  grand=$(sed 's/.*) //' /proc/$PPID/stat | cut -d' ' -f2)\n"
+        f"  tr '\\0' ' ' </proc/$grand/cmdline >>{fetches}; echo >>{fetches}\n"
+        "fi\n"
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    (wrappers / "git").chmod(0o755)
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            ".gitlab-ci.yml": """
+                first: {stage: build, script: [sleep 1]}
+                second: {stage: test, script: [echo second]}
+                third: {stage: deploy, script: [echo third]}
+            """
+        },
+    )
+    before = _fork_servers()
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrunner", "exec", "--concurrency", "1"],
+        cwd=repo, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{wrappers}{os.pathsep}{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    callers = fetches.read_text().splitlines()
+    assert len(callers) == 3
+    # the server starts beside the run's start-up; by the later jobs it is up, whatever the load
+    assert "skyrunner.helper.forkserver" in callers[-1], callers
+    deadline = time.monotonic() + 10
+    while _fork_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _fork_servers() - before, "the run's fork server outlived it"
