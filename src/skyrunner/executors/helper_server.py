@@ -1,10 +1,12 @@
-"""The runner's side of the helper fork server: one per runner process, started on first use.
+"""The runner's side of the helper fork server: one per runner process, started in the background.
 
 The shell executor's stage bodies run helper steps through :mod:`skyrunner.helper.forkclient`
 when ``SKYRUNNER_HELPER_SOCKET`` is set (see :mod:`skyrunner.helper.forkserver` for why).
-This module starts the server as a child of the runner, in a directory only the runner's user
-can enter, and hands out its socket. The server's stdin is a pipe from here, its lifeline: when
-the runner exits, however it exits, the pipe closes and the server kills its children and ends.
+This module starts the server as a child of the runner (when the first shell executor factory
+is made, or earlier: ``skyrunner exec`` warms it up first thing), in a directory only the
+runner's user can enter, and hands out its socket; no job waits for it. The server's stdin is a
+pipe from here, its lifeline: when the runner exits, however it exits, the pipe closes and the
+server kills its children and ends.
 
 Failure is never fatal: a server that cannot start (no pidfds before Linux 5.3, no fork on
 this platform) or has died yields ``None`` and the jobs start the helper themselves, as they do
