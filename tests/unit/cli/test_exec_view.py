@@ -83,7 +83,9 @@ def test_the_summary_is_the_same_with_and_without_rich(logs: str) -> None:
     console, expected = _rich()
     render_summary(console, result, 80.5)
     assert plain.getvalue() == expected.getvalue()
-    assert "test: [a, b]  test    failed (allowed)  1m15s     script_failure, exit code 2, 2 attempts" in plain.getvalue()
+    assert (
+        "test: [a, b]  test    failed (allowed)  1m15s     script_failure, exit code 2, 2 attempts" in plain.getvalue()
+    )
 
 
 def test_console_for_a_pipe_is_plain_unless_the_environment_says_terminal(
