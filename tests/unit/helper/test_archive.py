@@ -6,6 +6,7 @@ import io
 import os
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -114,12 +115,24 @@ def _zip(entries: list[tuple[str, bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _tarzstd(members: list[tarfile.TarInfo]) -> bytes:
+def _tarzstd(
+    members: list[tarfile.TarInfo], data: Mapping[str, bytes] | None = None, fmt: int = tarfile.DEFAULT_FORMAT
+) -> bytes:
+    """A tar.zst of ``members``; a member's content is ``data[name]``, else ``size`` x's."""
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tf:
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tf:
         for member in members:
-            tf.addfile(member, io.BytesIO(b"x" * member.size) if member.size else None)
+            content = (data or {}).get(member.name, b"x" * member.size)
+            tf.addfile(member, io.BytesIO(content) if member.size else None)
     return zstandard.ZstdCompressor().compress(raw.getvalue())
+
+
+def _assert_corrupt_and_nothing_extracted(tmp_path: Path, archive_bytes: bytes) -> None:
+    archive = tmp_path / "bad.tar.zst"
+    archive.write_bytes(archive_bytes)
+    with pytest.raises(ArchiveError, match="corrupt"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "f").exists()
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int = 0) -> tarfile.TarInfo:
@@ -198,15 +211,9 @@ def test_truncated_tarzstd_is_corrupt(tmp_path: Path) -> None:
 
 
 def test_a_malformed_global_header_is_corrupt(tmp_path: Path) -> None:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        tf.addfile(_member("pax_global_header", tarfile.XGLTYPE, size=8), io.BytesIO(b"abc x=y\n"))
-        tf.addfile(_member("f", size=1), io.BytesIO(b"x"))
-    archive = tmp_path / "g.tar.zst"
-    archive.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
-    with pytest.raises(ArchiveError, match="corrupt"):
-        extract_archive(archive, tmp_path / "out")
-    assert not (tmp_path / "out" / "f").exists()
+    header = _member("pax_global_header", tarfile.XGLTYPE, size=8)
+    archive = _tarzstd([header, _member("f", size=1)], {header.name: b"abc x=y\n"}, tarfile.USTAR_FORMAT)
+    _assert_corrupt_and_nothing_extracted(tmp_path, archive)
 
 
 @pytest.mark.parametrize(
@@ -217,15 +224,9 @@ def test_a_malformed_global_header_is_corrupt(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.XGLTYPE], ids=["local", "global"])
 def test_a_pax_record_with_an_impossible_length_is_corrupt(tmp_path: Path, record: bytes, kind: bytes) -> None:
     """A record length must cover its own "<len> " prefix and stay inside the header (a 0 once looped forever)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        tf.addfile(_member("pax_header", kind, size=len(record)), io.BytesIO(record))
-        tf.addfile(_member("f", size=1), io.BytesIO(b"x"))
-    archive = tmp_path / "p.tar.zst"
-    archive.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
-    with pytest.raises(ArchiveError, match="corrupt"):
-        extract_archive(archive, tmp_path / "out")
-    assert not (tmp_path / "out" / "f").exists()
+    header = _member("pax_header", kind, size=len(record))
+    archive = _tarzstd([header, _member("f", size=1)], {header.name: record}, tarfile.USTAR_FORMAT)
+    _assert_corrupt_and_nothing_extracted(tmp_path, archive)
 
 
 @pytest.mark.parametrize(
