@@ -52,7 +52,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -62,50 +61,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _runner_process import config_head, process_usage, run_benches, start_runner, stop_runner  # noqa: E402
+
 from tests.fakes.coordinator import FakeCoordinator  # noqa: E402
 from tests.fakes.kubeapi import FakeKubeApi  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def write_config(path: Path, url: str, token: str, kube_url: str, kube_token: str, concurrent: int) -> Path:
     path.write_text(
-        f'concurrent = {concurrent}\ncheck_interval = 1\nlog_level = "warning"\n[[runners]]\n  name = "bench"\n'
-        f'  url = "{url}"\n  token = "{token}"\n  executor = "kubernetes"\n  limit = {concurrent}\n'
-        f"  request_concurrency = {min(concurrent, 8)}\n"
-        f'  builds_dir = "{path.parent / "builds"}"\n  cache_dir = "{path.parent / "cache"}"\n'
-        f'  [runners.kubernetes]\n    host = "{kube_url}"\n    bearer_token = "{kube_token}"\n'
+        config_head(path, url, token, "kubernetes", concurrent)
+        + f'  [runners.kubernetes]\n    host = "{kube_url}"\n    bearer_token = "{kube_token}"\n'
         f'    namespace = "default"\n    image = "alpine:3"\n    helper_image = "skyrunner-helper:bench"\n'
         f"    poll_timeout = 600\n"
     )
     return path
-
-
-async def start_runner(config: Path) -> asyncio.subprocess.Process:
-    log = os.environ.get("BENCH_RUNNER_LOG")  # a file for the runner's log (info level)
-    output = open(log, "ab") if log else None  # noqa: SIM115, ASYNC230 (the runner process owns it)
-    args = ["--log-level", "info"] if log else []
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skyrunner", *args, "run", "--config", str(config), cwd=config.parent,
-        stdout=output or asyncio.subprocess.DEVNULL, stderr=output or asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def proc_usage(pid: int) -> tuple[float, int, int]:
-    """(cpu seconds, rss bytes, threads) of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return cpu, rss, int(fields[17])
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), 60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 async def overhead(workdir: Path, jobs: int = 12) -> dict[str, float]:
@@ -126,7 +95,7 @@ async def overhead(workdir: Path, jobs: int = 12) -> dict[str, float]:
                 assert done.state == "success", bytes(done.trace).decode()
                 times.append(time.perf_counter() - began)
         finally:
-            await stop(process)
+            await stop_runner(process)
     warm = times[2:]
     return {
         "overhead_median_s": statistics.median(warm),
@@ -191,7 +160,7 @@ async def footprint(
         process = await start_runner(config)
         try:
             await asyncio.sleep(1.0)
-            cpu_start, _, _ = proc_usage(process.pid)
+            cpu_start, _, _ = process_usage(process.pid)
             release = workdir / "release"  # the fake's containers see this machine's files
             script = ["echo sleeping", f"while [ ! -e {release} ]; do sleep 2; done"]
             fake.enqueue_many(repo, jobs, script=script, variables={"GIT_STRATEGY": "none"})
@@ -201,28 +170,28 @@ async def footprint(
                     1 for j in fake.jobs.values() if j.state.is_final
                 ):
                     states = Counter(j.state.value for j in fake.jobs.values())
-                    cpu = proc_usage(process.pid)[0] - cpu_start
+                    cpu = process_usage(process.pid).cpu_s - cpu_start
                     print(
                         f"{time.perf_counter() - began:6.1f}s: {sleeping} sleeping, {dict(states)}, runner {cpu:.1f} CPU-s",
                         file=sys.stderr,
                     )
                     await asyncio.sleep(5)
             ramp_s = time.perf_counter() - began
-            cpu_ramp, _, _ = proc_usage(process.pid)
+            cpu_ramp, _, _ = process_usage(process.pid)
             t0 = time.perf_counter()
             peak, threads = 0, 0
             while time.perf_counter() - t0 < hold_s:
-                _, rss, count = proc_usage(process.pid)
+                _, rss, count = process_usage(process.pid)
                 peak, threads = max(peak, rss), max(threads, count)
                 await asyncio.sleep(0.25)
-            cpu1, rss, _ = proc_usage(process.pid)
+            cpu1, rss, _ = process_usage(process.pid)
             in_flight_cpu = (cpu1 - cpu_ramp) / (time.perf_counter() - t0)
             release.touch()
             done = await fake.wait_for_finished(jobs, timeout=900)
-            cpu_end, rss, _ = proc_usage(process.pid)
+            cpu_end, rss, _ = process_usage(process.pid)
             peak = max(peak, rss)
         finally:
-            await stop(process)
+            await stop_runner(process)
     failed = [job for job in done if job.state != "success"]
     for job in failed:
         print(f"job {job.id} failed: {bytes(job.trace).decode()[-300:]}", file=sys.stderr)
@@ -247,16 +216,7 @@ async def main(which: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     # the fake runs every container as a process of this machine: python3 must be this one
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    with tempfile.TemporaryDirectory(prefix="skyrunner-k8s-bench-") as tmp:
-        workdir = Path(tmp)
-        results: dict[str, float] = {}
-        if which in ("overhead", "all"):
-            results |= await overhead(workdir)
-        if which in ("footprint", "all"):
-            results |= await footprint(workdir)
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:10.3f}")
+    await run_benches(which, {"overhead": overhead, "footprint": footprint}, "skyrunner-k8s-bench-")
 
 
 if __name__ == "__main__":

@@ -22,44 +22,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.coordinator import FakeCoordinator  # noqa: E402
+from _runner_process import config_head, process_usage, run_benches, start_runner, stop_runner  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from tests.fakes.coordinator import FakeCoordinator  # noqa: E402
 
 
 def write_config(path: Path, url: str, token: str, concurrent: int) -> Path:
-    path.write_text(
-        f"concurrent = {concurrent}\ncheck_interval = 1\nlog_level = \"warning\"\n[[runners]]\n  name = \"bench\"\n"
-        f"  url = \"{url}\"\n  token = \"{token}\"\n  executor = \"shell\"\n  limit = {concurrent}\n"
-        f"  request_concurrency = {min(concurrent, 8)}\n"
-        f"  builds_dir = \"{path.parent / 'builds'}\"\n  cache_dir = \"{path.parent / 'cache'}\"\n"
-    )
+    path.write_text(config_head(path, url, token, "shell", concurrent))
     return path
-
-
-async def start_runner(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skyrunner", "run", "--config", str(config), cwd=config.parent,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def proc_usage(pid: int) -> tuple[float, int]:
-    """(cpu seconds, rss bytes) of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return cpu, rss
 
 
 async def overhead(workdir: Path, jobs: int = 20) -> dict[str, float]:
@@ -79,8 +57,7 @@ async def overhead(workdir: Path, jobs: int = 20) -> dict[str, float]:
                     assert done.state == "success", bytes(done.trace).decode()
                     times.append(time.perf_counter() - began)
             finally:
-                process.terminate()
-                await process.wait()
+                await stop_runner(process)
         warm = times[2:]
         results[f"overhead_{strategy}_median_s"] = statistics.median(warm)
         results[f"overhead_{strategy}_p95_s"] = sorted(warm)[int(len(warm) * 0.95) - 1]
@@ -99,10 +76,9 @@ async def throughput(workdir: Path, jobs: int = 500, concurrent: int = 50) -> di
             fake.enqueue_many(repo, jobs, script=["true"], variables={"GIT_STRATEGY": "none"})
             done = await fake.wait_for_finished(jobs, timeout=900)
             elapsed = time.perf_counter() - began
-            cpu, rss = proc_usage(process.pid)
+            cpu, rss, _ = process_usage(process.pid)
         finally:
-            process.terminate()
-            await process.wait()
+            await stop_runner(process)
     failed = [job for job in done if job.state != "success"]
     assert not failed, bytes(failed[0].trace).decode()
     return {"throughput_jobs_per_s": jobs / elapsed, "throughput_runner_cpu_s": cpu, "throughput_runner_rss_mb": rss / 2**20}
@@ -120,40 +96,25 @@ async def footprint(workdir: Path, jobs: int = 500, sleep_s: int = 120) -> dict[
             async with asyncio.timeout(300):
                 while sum(1 for j in fake.jobs.values() if j.state == "running" and b"$ sleep" in j.trace) < jobs:
                     await asyncio.sleep(0.2)
-            cpu0, _ = proc_usage(process.pid)
+            cpu0 = process_usage(process.pid).cpu_s
             t0 = time.perf_counter()
             peak = 0
             while time.perf_counter() - t0 < 8:
-                peak = max(peak, proc_usage(process.pid)[1])
+                peak = max(peak, process_usage(process.pid).rss)
                 await asyncio.sleep(0.25)
-            cpu1, rss = proc_usage(process.pid)
+            cpu1, rss, _ = process_usage(process.pid)
             in_flight_cpu = (cpu1 - cpu0) / (time.perf_counter() - t0)
             done = await fake.wait_for_finished(jobs, timeout=600)
             peak = max(peak, rss)
         finally:
-            process.terminate()
-            await process.wait()
+            await stop_runner(process)
     failed = [job for job in done if job.state != "success"]
     assert not failed, bytes(failed[0].trace).decode()
     return {"footprint_jobs": jobs, "footprint_runner_cpu_cores": in_flight_cpu, "footprint_runner_peak_rss_mb": peak / 2**20}
 
 
-async def main(which: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="skyrunner-bench-") as tmp:
-        workdir = Path(tmp)
-        results: dict[str, float] = {}
-        if which in ("overhead", "all"):
-            results |= await overhead(workdir)
-        if which in ("throughput", "all"):
-            results |= await throughput(workdir)
-        if which in ("footprint", "all"):
-            results |= await footprint(workdir)
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:10.3f}")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=["overhead", "throughput", "footprint", "all"], default="all", nargs="?")
-    asyncio.run(main(parser.parse_args().which))
+    benches = {"overhead": overhead, "throughput": throughput, "footprint": footprint}
+    asyncio.run(run_benches(parser.parse_args().which, benches, "skyrunner-bench-"))
