@@ -288,9 +288,7 @@ def render_list(console: Console | PlainConsole, pipeline: Pipeline) -> None:
             needs = "-" if job.needs is None else ("[]" if not job.needs else ", ".join(n.job for n in job.needs))
             allowed = "true" if job.allow_failure else (f"exit codes {list(job.exit_codes)}" if job.exit_codes else "")
             rows.append((stage, job.name, job.when.value, needs, allowed))
-    if isinstance(console, PlainConsole) and console.write_table(headers, rows):
-        return
-    _rich_table(console, headers, [[(cell, "") for cell in row] for row in rows])
+    _print_table(console, headers, [[(cell, "") for cell in row] for row in rows])
 
 
 def render_summary(console: Console | PlainConsole, result: PipelineResult, elapsed_s: float) -> None:
@@ -308,21 +306,34 @@ def render_summary(console: Console | PlainConsole, result: PipelineResult, elap
         rows.append([(job.name, ""), (job.stage, ""), status, (duration, ""), (", ".join(d for d in details if d), "")])
     verdict, style = ("failed", "bold red") if result.failed else ("passed", "bold green")
     heading, tail, logs = f"pipeline #{result.pipeline_id} ", f" in {_duration(elapsed_s)}", f"logs: {result.logs_dir}"
-    plain = console if isinstance(console, PlainConsole) else None
-    if plain is None or not plain.write_table(headers, [[text for text, _ in row] for row in rows]):
-        _rich_table(console, headers, rows, duration_column=3)
-    if plain is None or not plain.write_line(heading + verdict + tail):
-        from rich.text import Text
-
-        _rich_console(console).print(Text.assemble(heading, Text(verdict, style=style), tail))
-    if plain is None or not plain.write_line(logs):
-        from rich.text import Text
-
-        _rich_console(console).print(Text(logs))
+    _print_table(console, headers, rows, duration_column=3)
+    _print_line(console, (heading, ""), (verdict, style), (tail, ""))
+    _print_line(console, (logs, ""))
 
 
 def _rich_console(console: Console | PlainConsole) -> Console:
     return console.rich() if isinstance(console, PlainConsole) else console
+
+
+def _print_line(console: Console | PlainConsole, *parts: tuple[str, str]) -> None:
+    """Print one line of (text, style) parts: directly when a PlainConsole can, else with rich."""
+    if isinstance(console, PlainConsole) and console.write_line("".join(text for text, _ in parts)):
+        return
+    from rich.text import Text
+
+    _rich_console(console).print(Text.assemble(*parts))
+
+
+def _print_table(
+    console: Console | PlainConsole,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[tuple[str, str]]],
+    duration_column: int | None = None,
+) -> None:
+    """Print a table of (text, style) cells: directly when a PlainConsole can, else with rich."""
+    if isinstance(console, PlainConsole) and console.write_table(headers, [[text for text, _ in row] for row in rows]):
+        return
+    _rich_table(console, headers, rows, duration_column)
 
 
 def _rich_table(
